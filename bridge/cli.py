@@ -1,0 +1,117 @@
+"""`exmail-bridge`: run, check, simulate, demo, dlq."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bridge import __version__
+from bridge.config import Config, load_config
+from bridge.errors import BridgeError, ConfigError
+
+__all__ = ["main"]
+
+
+def _summary(config: Config) -> list[str]:
+    lines = [
+        f"store: {config.bridge.store.split('://', 1)[0]}",
+        f"http_listen: {config.bridge.http_listen}",
+        f"exmail api_base: {config.exmail.api_base}",
+        f"tenants: {len(config.tenants)}",
+    ]
+    lines += [f"  - {t.name} ({t.client_id}, watch {len(t.watch)})" for t in config.tenants]
+    lines.append(f"sinks: {len(config.sinks)}")
+    lines += [f"  - {s.name} ({s.type})" for s in config.sinks]
+    lines.append(f"routes: {len(config.routes) or 'none (every event to every sink)'}")
+    for route in config.routes:
+        lines.append(
+            f"  - tenants {list(route.tenants)} mailboxes {list(route.mailboxes)} "
+            f"events {list(route.events)} -> {list(route.sinks)}"
+        )
+    return lines
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print("\n".join(_summary(config)))
+    if args.connect:
+        from bridge.checks import check_tenants
+
+        return asyncio.run(check_tenants(config))
+    print("config ok")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bridge.app import run
+
+    return run(load_config(args.config))
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from bridge.simulator.serve import serve_forever
+
+    return serve_forever(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bridge.demo import demo
+
+    return demo(args.config)
+
+
+def _cmd_dlq(args: argparse.Namespace) -> int:
+    from bridge.dlq import dlq
+
+    return asyncio.run(dlq(load_config(args.config), args.action, sink=args.sink, id=args.id))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="exmail-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"exmail-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, helptext: str, fn: Callable[[argparse.Namespace], int]) -> Any:
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("-c", "--config", help="config file (default $EXMAIL_BRIDGE_CONFIG)")
+        cmd.set_defaults(fn=fn)
+        return cmd
+
+    check = with_config("check", "validate a config and print a summary", _cmd_check)
+    check.add_argument("--connect", action="store_true", help="also fetch a token per tenant")
+    with_config("run", "run the bridge", _cmd_run)
+    with_config("demo", "run simulators, receivers and the bridge, and show deliveries", _cmd_demo)
+    dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
+    dlq.add_argument("action", choices=["list", "replay", "purge"])
+    dlq.add_argument("--sink", help="only this sink")
+    dlq.add_argument("--id", help="only this event id")
+
+    sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
+    from bridge.simulator.serve import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(fn=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `exmail-bridge` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except BridgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

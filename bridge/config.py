@@ -1,0 +1,364 @@
+"""`config.toml`: load, interpolate `${ENV}`, resolve `<key>_file` secrets, validate.
+
+The keys are a public interface (see DESIGN.md): add keys freely, never rename one
+without keeping the old spelling working. Durations are seconds (`*_s`) and converted
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bridge.errors import ConfigError
+
+__all__ = [
+    "BridgeSection",
+    "Config",
+    "ExmailSection",
+    "MqttSinkConfig",
+    "RouteConfig",
+    "SinkConfig",
+    "TenantConfig",
+    "WebhookSinkConfig",
+    "WecomSinkConfig",
+    "load_config",
+    "parse_config",
+]
+
+ENV_CONFIG = "EXMAIL_BRIDGE_CONFIG"
+# Keys whose values are secrets; each may instead be given as `<key>_file`.
+SECRET_KEYS = frozenset({"client_secret", "secret", "corp_secret", "password", "click_secret"})
+DEFAULT_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BridgeSection(_Model):
+    """`[bridge]`: the process itself."""
+
+    store: str = "sqlite:///./data/bridge.db"
+    redis_prefix: str = "exmail-bridge:"
+    http_listen: str = "127.0.0.1:9464"
+    public_url: str = "http://127.0.0.1:9464"
+    instance_id: str = Field(default_factory=lambda: os.uname().nodename)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    grace_s: float = Field(default=10.0, gt=0)
+    startup_window_s: float = Field(default=10.0, ge=0)
+    upstream_rate_per_s: float = Field(default=200.0, gt=0)
+    dedupe_window_s: float = Field(default=7 * 86400.0, gt=0)
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    click_secret: SecretStr | None = None
+    click_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in {"sqlite", "redis", "rediss", "unix"}:
+            raise ValueError("must start with sqlite:///, redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return _http_url(value).rstrip("/")
+
+
+class ExmailSection(_Model):
+    """`[exmail]`: where the upstream lives and how patiently we talk to it."""
+
+    token_url: str = "https://exmail.qq.com/cgi-bin/token"  # noqa: S105  (a URL)
+    api_base: str = "http://openapi.exmail.qq.com:12211"
+    login_url: str | None = None
+    listen_hold_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    backoff_cap_s: float = Field(default=60.0, gt=0)
+    park_s: float = Field(default=900.0, gt=0)
+    max_body_bytes: int = Field(default=1 << 20, gt=1024)
+    token_refresh_margin_s: float = Field(default=300.0, ge=0)
+
+    _check_urls = field_validator("token_url", "api_base")(classmethod(lambda c, v: _http_url(v)))
+
+    @property
+    def effective_login_url(self) -> str:
+        """`login_url`, or the origin of `token_url` + `/cgi-bin/login`."""
+        if self.login_url:
+            return self.login_url
+        parts = urlsplit(self.token_url)
+        return f"{parts.scheme}://{parts.netloc}/cgi-bin/login"
+
+
+class TenantConfig(_Model):
+    """`[[tenants]]`: one Exmail OpenAPI credential."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    watch: tuple[str, ...] = ()
+    mailboxes: tuple[str, ...] = ("*",)
+
+    @field_validator("client_secret")
+    @classmethod
+    def _non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+
+class _SinkBase(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    retry_s: tuple[float, ...] = DEFAULT_RETRY_S
+    ordered: bool = False
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("retry_s")
+    @classmethod
+    def _ladder(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(v < 0 for v in value):
+            raise ValueError("must be a non-empty list of seconds >= 0")
+        return value
+
+
+class WebhookSinkConfig(_SinkBase):
+    """A `type = "webhook"` sink: Standard Webhooks signed POSTs."""
+
+    type: Literal["webhook"]
+    url: str
+    secret: tuple[SecretStr, ...]
+    verify_tls: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    _check_url = field_validator("url")(classmethod(lambda c, v: _http_url(v)))
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str | SecretStr) else value
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if not value:
+            raise ValueError("needs at least one secret")
+        for item in value:
+            if not item.get_secret_value().startswith("whsec_"):
+                raise ValueError("each secret must look like whsec_<base64>")
+        return value
+
+
+class MqttSinkConfig(_SinkBase):
+    """A `type = "mqtt"` sink: QoS 1 publishes to a broker."""
+
+    type: Literal["mqtt"]
+    url: str = "mqtt://127.0.0.1:1883"
+    topic: str = "exmail/{tenant}/{mailbox}/mail"
+    unread_topic: str = "exmail/{tenant}/{mailbox}/unread"
+    status_topic: str = "exmail/bridge/{instance}/status"
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    client_id: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    expiry_s: int = Field(default=86400, ge=0)
+    keepalive_s: int = Field(default=30, ge=5)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+            raise ValueError("must be mqtt://host[:port] or mqtts://host[:port]")
+        return value
+
+
+class WecomSinkConfig(_SinkBase):
+    """A `type = "wecom"` sink: WeCom app messages to the mailbox's owner."""
+
+    type: Literal["wecom"]
+    corp_id: str = Field(min_length=1)
+    corp_secret: SecretStr
+    agent_id: int
+    api_base: str = "https://qyapi.weixin.qq.com"
+    users: dict[str, str] = Field(default_factory=dict)
+    lookup_email: bool = True
+    oauth: bool = False
+    oauth_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    per_member_per_min: int = Field(default=25, ge=1, le=30)
+    button_text: str = Field(default="打开邮件", max_length=4)
+
+    _check_url = field_validator("api_base")(classmethod(lambda c, v: _http_url(v)))
+
+
+SinkConfig = Annotated[
+    WebhookSinkConfig | MqttSinkConfig | WecomSinkConfig, Field(discriminator="type")
+]
+
+
+class RouteConfig(_Model):
+    """`[[routes]]`: which events go to which named sinks."""
+
+    tenants: tuple[str, ...] = ("*",)
+    mailboxes: tuple[str, ...] = ("*",)
+    events: tuple[str, ...] = ("*",)
+    sinks: tuple[str, ...] = Field(min_length=1)
+
+
+class Config(_Model):
+    """The whole validated `config.toml`."""
+
+    bridge: BridgeSection = Field(default_factory=BridgeSection)
+    exmail: ExmailSection = Field(default_factory=ExmailSection)
+    tenants: tuple[TenantConfig, ...] = ()
+    sinks: tuple[SinkConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        _unique("tenants", [t.name for t in self.tenants])
+        _unique("sinks", [s.name for s in self.sinks])
+        names = {s.name for s in self.sinks}
+        for i, route in enumerate(self.routes):
+            for j, sink in enumerate(route.sinks):
+                if sink not in names:
+                    raise ConfigError(f"routes[{i}].sinks[{j}]", f"unknown sink {sink!r}")
+        return self
+
+    def sink(self, name: str) -> WebhookSinkConfig | MqttSinkConfig | WecomSinkConfig:
+        """The sink called ``name``."""
+        for sink in self.sinks:
+            if sink.name == name:
+                return sink
+        raise KeyError(name)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _unique(section: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{section}[{i}].name", f"duplicate name {name!r}")
+        seen.add(name)
+
+
+def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return _resolve_table(value, path, env)
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return _ENV_RE.sub(lambda m: _env_value(m, path, env), value)
+    return value
+
+
+def _env_value(match: re.Match[str], path: str, env: Mapping[str, str]) -> str:
+    name, default = match.group(1), match.group(2)
+    if name in env:
+        return env[name]
+    if default is not None:
+        return default
+    raise ConfigError(path, f"environment variable {name} is not set")
+
+
+def _resolve_table(table: dict[str, Any], path: str, env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in table.items():
+        sub = f"{path}.{key}" if path else key
+        if key.endswith("_file") and key[: -len("_file")] in SECRET_KEYS:
+            base = key[: -len("_file")]
+            if base in table:
+                raise ConfigError(sub, f"give either {base} or {key}, not both")
+            out[base] = _read_secret_file(_interpolate(raw, sub, env), sub)
+        else:
+            out[key] = _interpolate(raw, sub, env)
+    return out
+
+
+def _read_secret_file(path: Any, key: str) -> str:
+    if not isinstance(path, str):
+        raise ConfigError(key, "must be a file path")
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"webhook", "mqtt", "wecom"} and out.endswith("]"):
+            continue  # the discriminated union's branch name is noise to a user
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _reason(err: Mapping[str, Any]) -> str:
+    kind = str(err.get("type", ""))
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate an already-parsed TOML table; raise ConfigError naming the first bad key."""
+    resolved = _resolve_table(dict(data), "", os.environ if env is None else env)
+    try:
+        return Config.model_validate(resolved)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(_loc(tuple(first["loc"])), _reason(first)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file (`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml)."""
+    target = Path(path or os.environ.get(ENV_CONFIG) or "config.toml")
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {target}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{target} is not valid TOML: {exc}") from exc
+    return parse_config(data)

@@ -1,0 +1,1 @@
+"""The Exmail legacy OpenAPI: client and push decoding."""

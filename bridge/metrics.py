@@ -1,0 +1,184 @@
+"""Every Prometheus object the bridge exports, and the small functions that update them.
+
+Names start `exmail_bridge_`, units are in the name, and no label carries a tenant or a
+mailbox: a deployment may have 10,000 tenants. Business code calls the functions below,
+never a metric object.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from bridge import __version__
+
+__all__ = ["REGISTRY"]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_P = "exmail_bridge_"
+
+LISTEN_CONNECTIONS = Gauge(
+    _P + "listen_connections",
+    "Listen long polls by state (connected, connecting, backoff, parked).",
+    ["state"],
+    registry=REGISTRY,
+)
+LISTEN_POLLS = Counter(
+    _P + "listen_polls_total",
+    "Listen requests finished, by outcome (push, heartbeat, empty, error).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+LISTEN_RECONNECTS = Counter(
+    _P + "listen_reconnects_total",
+    "Listen reconnects after a failure, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    _P + "upstream_errors_total",
+    "Errors from Exmail or WeCom, by endpoint and code.",
+    ["endpoint", "code"],
+    registry=REGISTRY,
+)
+TOKEN_REFRESHES = Counter(
+    _P + "token_refreshes_total",
+    "Access token fetches, by provider (exmail, wecom) and outcome (ok, error).",
+    ["provider", "outcome"],
+    registry=REGISTRY,
+)
+PUSH_DECODE_ERRORS = Counter(
+    _P + "push_decode_errors_total",
+    "Listen pushes that were not JSON or had an unknown shape, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+EVENTS = Counter(
+    _P + "events_total",
+    "Events committed to the outbox, by type.",
+    ["type"],
+    registry=REGISTRY,
+)
+EVENTS_DEDUPLICATED = Counter(
+    _P + "events_deduplicated_total",
+    "Events skipped because their id was already committed within the dedupe window.",
+    registry=REGISTRY,
+)
+DELIVERIES = Counter(
+    _P + "deliveries_total",
+    "Delivery attempts, by sink and outcome (delivered, retry, dead).",
+    ["sink", "outcome"],
+    registry=REGISTRY,
+)
+DELIVERY_DURATION = Histogram(
+    _P + "delivery_duration_seconds",
+    "Time a sink took for one delivery attempt.",
+    ["sink"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+EVENT_LATENCY = Histogram(
+    _P + "event_latency_seconds",
+    "From the event's commit to its successful delivery, by sink.",
+    ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200),
+    registry=REGISTRY,
+)
+OUTBOX_BACKLOG = Gauge(
+    _P + "outbox_backlog",
+    "Deliveries waiting in the store, by sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Gauge(
+    _P + "dead_letters",
+    "Dead letters in the store, by sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+SINK_PERMANENT_FAILURES = Counter(
+    _P + "sink_permanent_failures_total",
+    "Permanent failures caused by a sink's configuration (bad secret, untrusted IP, 410).",
+    ["sink"],
+    registry=REGISTRY,
+)
+TENANTS = Gauge(
+    _P + "tenants",
+    "Tenants by state (listening, backoff, parked, not_owned).",
+    ["state"],
+    registry=REGISTRY,
+)
+BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGISTRY)
+BUILD_INFO.info({"version": __version__})
+
+
+def poll_finished(outcome: str) -> None:
+    """One listen request ended (`push`, `heartbeat`, `empty` or `error`)."""
+    LISTEN_POLLS.labels(outcome).inc()
+
+
+def reconnect(reason: str) -> None:
+    """A listener reconnects after `reason` (timeout, reset, http_5xx, ...)."""
+    LISTEN_RECONNECTS.labels(reason).inc()
+
+
+def upstream_error(endpoint: str, code: str) -> None:
+    """An upstream call failed with `code` (an errcode, an HTTP status, or a kind)."""
+    UPSTREAM_ERRORS.labels(endpoint, code or "none").inc()
+
+
+def token_refresh(provider: str, ok: bool) -> None:
+    """A token fetch finished."""
+    TOKEN_REFRESHES.labels(provider, "ok" if ok else "error").inc()
+
+
+def push_decode_error(kind: str) -> None:
+    """A push could not be decoded (`json`) or had an unknown shape (`shape`)."""
+    PUSH_DECODE_ERRORS.labels(kind).inc()
+
+
+def events_committed(event_type: str, count: int = 1) -> None:
+    """`count` events of `event_type` entered the outbox."""
+    EVENTS.labels(event_type).inc(count)
+
+
+def events_deduplicated(count: int = 1) -> None:
+    """`count` events were dropped as duplicates."""
+    EVENTS_DEDUPLICATED.inc(count)
+
+
+def delivery(sink: str, outcome: str, duration_s: float) -> None:
+    """A delivery attempt on `sink` ended `delivered`, `retry` or `dead`."""
+    DELIVERIES.labels(sink, outcome).inc()
+    DELIVERY_DURATION.labels(sink).observe(duration_s)
+
+
+def event_latency(sink: str, seconds: float) -> None:
+    """An event reached `sink` `seconds` after its commit."""
+    EVENT_LATENCY.labels(sink).observe(max(seconds, 0.0))
+
+
+def sink_permanent_failure(sink: str) -> None:
+    """A sink failed because of its own configuration."""
+    SINK_PERMANENT_FAILURES.labels(sink).inc()
+
+
+def store_counts(sink: str, backlog: int, dead: int) -> None:
+    """The store's current backlog and dead letters for `sink`."""
+    OUTBOX_BACKLOG.labels(sink).set(backlog)
+    DEAD_LETTERS.labels(sink).set(dead)
+
+
+def set_states(gauge: Gauge, counts: dict[str, int]) -> None:
+    """Set a by-state gauge from a full map of state → count."""
+    for state, value in counts.items():
+        gauge.labels(state).set(value)
+
+
+def listen_states(counts: dict[str, int]) -> None:
+    """Listen connections by state."""
+    set_states(LISTEN_CONNECTIONS, counts)
+
+
+def tenant_states(counts: dict[str, int]) -> None:
+    """Tenants by state."""
+    set_states(TENANTS, counts)

@@ -1,0 +1,107 @@
+"""The store's contract: versions, the outbox per sink, dedupe, dead letters, leases.
+
+Both backends (`sqlite`, `redis`) implement `Store` and pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, Self
+
+from bridge.events import Event
+
+__all__ = ["CommitResult", "DeadLetter", "Delivery", "Routed", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """An event and the names of the sinks its route sends it to."""
+
+    event: Event
+    sinks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What a commit did: events appended, and events skipped as duplicates."""
+
+    emitted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event claimed for one sink; `ref` is the backend's handle for ack/retry."""
+
+    sink: str
+    event: Event
+    attempt: int  # deliveries tried before this one (0 on the first try)
+    ref: str
+    enqueued_at: float  # unix seconds when the event was committed
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery that exhausted its retries or failed permanently."""
+
+    sink: str
+    event: Event
+    attempts: int
+    reason: str
+    failed_at: float  # unix seconds
+
+
+class Store(Protocol):
+    """What the listeners, dispatchers, CLI and HTTP server need from storage."""
+
+    backend: str  # "sqlite" or "redis", for errors and metrics
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers."""
+
+    async def get_version(self, tenant: str) -> str:
+        """The tenant's stored version, "0" when none."""
+
+    async def commit(
+        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+    ) -> CommitResult:
+        """Atomically: append each event (not seen in the dedupe window) to its sinks'
+        outboxes, remember its id, and advance the version when `new_ver` is given."""
+
+    async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
+        """Up to `limit` due deliveries for `sink`; each is invisible to other claimers
+        for `lease_s` seconds unless acked, rescheduled or dead-lettered before that."""
+
+    async def wait(self, sink: str, timeout_s: float) -> None:
+        """Return when something may be due for `sink`, or after `timeout_s`."""
+
+    async def ack(self, delivery: Delivery) -> None:
+        """The delivery succeeded: forget it."""
+
+    async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
+        """Try the delivery again at unix time `at`, with `attempt + 1`."""
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move the delivery to the sink's dead letters."""
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, oldest first, of one sink or all."""
+
+    async def replay(self, sink: str | None = None, event_id: str | None = None) -> int:
+        """Move matching dead letters back into the outbox, due now; return how many."""
+
+    async def purge(self, sink: str | None = None, event_id: str | None = None) -> int:
+        """Delete matching dead letters; return how many."""
+
+    async def backlog(self, sink: str) -> int:
+        """Deliveries waiting (due or scheduled, claimed or not) for `sink`."""
+
+    async def dead_count(self, sink: str) -> int:
+        """Dead letters of `sink`."""
+
+    async def get_secret(self, name: str, factory: bytes) -> bytes:
+        """The value stored under `name`, storing `factory` first if there is none."""

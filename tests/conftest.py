@@ -1,0 +1,5 @@
+"""Shared fixtures: a real Redis and a real Mosquitto on free ports, started per session."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.plugins.services", "tests.plugins.sim"]
