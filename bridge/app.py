@@ -1,0 +1,198 @@
+"""`exmail-bridge run`: the store, the listener pool, the dispatchers and the HTTP server.
+
+SIGTERM or SIGINT: stop listening, finish in-flight commits and deliveries, close
+everything within `[bridge] grace_s`, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bridge import logs, metrics
+from bridge.clickthrough import ClickThrough
+from bridge.config import Config
+from bridge.dispatch import Dispatcher
+from bridge.errors import StoreError
+from bridge.exmail.client import ExmailClient
+from bridge.exmail.session import make_session
+from bridge.http import Health, make_http_app
+from bridge.listener import Listener
+from bridge.pool import Pool
+from bridge.ratelimit import RateLimiter
+from bridge.routing import Router
+from bridge.states import StateBoard
+from bridge.store import open_store
+from bridge.store.base import Store
+from sinks import build_sink
+
+__all__ = ["Runtime", "run", "serve"]
+
+log = logs.get_logger(__name__)
+COUNTS_EVERY_S = 5.0
+
+
+@dataclass
+class Runtime:
+    """The running parts, for the HTTP checks and for tests."""
+
+    config: Config
+    store: Store
+    pool: Pool
+    dispatchers: list[Dispatcher]
+    health: Health
+
+    async def problems(self) -> list[str]:
+        """Why the bridge is not ready (empty when it is)."""
+        await self.store.ping()
+        found = [] if self.pool.started.is_set() else ["listeners not started"]
+        found += [
+            f"sink {d.name} failing permanently: {d.permanent_failure}"
+            for d in self.dispatchers
+            if d.permanent_failure
+        ]
+        return found
+
+
+async def _publish_counts(store: Store, names: list[str]) -> None:
+    while True:
+        for name in names:
+            with contextlib.suppress(StoreError):
+                metrics.store_counts(name, await store.backlog(name), await store.dead_count(name))
+        await asyncio.sleep(COUNTS_EVERY_S)
+
+
+@contextlib.asynccontextmanager
+async def _http(app: web.Application, listen: str) -> AsyncIterator[None]:
+    host, _, port = listen.rpartition(":")
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run the bridge until `stop` is set (or SIGTERM/SIGINT)."""
+    stop = stop or asyncio.Event()
+    _install_signals(stop)
+    async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
+        session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
+        stack.push_async_callback(session.close)
+        client = ExmailClient(
+            session=session,
+            settings=config.exmail,
+            rate=RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s),
+        )
+        clicks = await ClickThrough.create(config=config, store=store, authkeys=client)
+        board = StateBoard()
+        router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
+        dispatchers = []
+        for sink_config in config.sinks:
+            sink = build_sink(sink_config, config=config, link_for=clicks.link_for)
+            await sink.start()
+            stack.push_async_callback(sink.aclose)
+            dispatchers.append(
+                Dispatcher(
+                    sink=sink,
+                    store=store,
+                    retry_s=sink_config.retry_s,
+                    concurrency=sink_config.concurrency,
+                    timeout_s=sink_config.timeout_s,
+                    ordered=sink_config.ordered,
+                )
+            )
+        clicks.bind_sinks(dispatchers)
+
+        def make_listener(tenant):  # type: ignore[no-untyped-def]
+            return Listener(
+                tenant=tenant,
+                upstream=client,
+                store=store,
+                router=router,
+                settings=config.exmail,
+                board=board,
+            )
+
+        pool = Pool(
+            tenants=config.tenants,
+            make_listener=make_listener,
+            store=store,
+            board=board,
+            instance_id=config.bridge.instance_id,
+            startup_window_s=config.bridge.startup_window_s,
+            lease_ttl_s=config.bridge.lease_ttl_s,
+        )
+        health = Health()
+        runtime = Runtime(
+            config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
+        )
+        app = make_http_app(health=health, ready=runtime.problems, open_handler=clicks.handler)
+        await stack.enter_async_context(_http(app, config.bridge.http_listen))
+        await _run_until(stop, runtime)
+
+
+async def _run_until(stop: asyncio.Event, rt: Runtime) -> None:
+    tasks = [
+        asyncio.create_task(rt.pool.run(), name="pool"),
+        asyncio.create_task(rt.health.run(), name="health"),
+        asyncio.create_task(
+            _publish_counts(rt.store, [d.name for d in rt.dispatchers]), name="counts"
+        ),
+    ]
+    deliveries = [asyncio.create_task(d.run(), name=f"dispatch[{d.name}]") for d in rt.dispatchers]
+    log.info(
+        "bridge_started",
+        tenants=len(rt.config.tenants),
+        sinks=[d.name for d in rt.dispatchers],
+        http=rt.config.bridge.http_listen,
+        store=rt.store.backend,
+    )
+    await stop.wait()
+    log.info("bridge_stopping", grace_s=rt.config.bridge.grace_s)
+    try:
+        async with asyncio.timeout(rt.config.bridge.grace_s):
+            await _shutdown(tasks, deliveries, rt)
+    except TimeoutError:
+        log.warning("shutdown_grace_exceeded", grace_s=rt.config.bridge.grace_s)
+        for task in [*tasks, *deliveries]:
+            task.cancel()
+    log.info("bridge_stopped")
+
+
+async def _shutdown(
+    tasks: list[asyncio.Task[None]], deliveries: list[asyncio.Task[None]], rt: Runtime
+) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await rt.pool.stop()
+    for dispatcher in rt.dispatchers:
+        dispatcher.stop()
+    await asyncio.gather(*deliveries, return_exceptions=True)
+
+
+def run(config: Config) -> int:
+    """Run the bridge in a fresh event loop (uvloop when installed); exit code 0."""
+    logs.configure(config.bridge.log_level, config.bridge.log_format)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    runner(serve(config))
+    return 0

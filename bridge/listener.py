@@ -1,0 +1,285 @@
+"""One tenant's listen loop: listen → decode → commit → listen again.
+
+Transient failures back off (capped exponential, full jitter, reset after a healthy poll);
+bad credentials park the tenant; a `Ver` push triggers a directory sync whose event is
+committed together with the new version; after every gap the watched mailboxes' unread
+counts are reconciled. A push read from the socket is committed before the next one is
+read; if the store fails, the same commit is retried (with backoff) until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from fnmatch import fnmatchcase
+from typing import Protocol, TypeVar
+
+from bridge import events, metrics
+from bridge.backoffs import Backoff
+from bridge.config import ExmailSection, TenantConfig
+from bridge.errors import (
+    CredentialsError,
+    StoreError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
+from bridge.events import Event
+from bridge.exmail.pushes import Heartbeat, MailPush, Push, UnknownPush, UnreadPush, VersionPush
+from bridge.logs import get_logger
+from bridge.routing import Router
+from bridge.states import StateBoard
+from bridge.store.base import CommitResult, Routed, Store
+
+__all__ = ["DirectoryDelta", "Listener", "Upstream"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class DirectoryDelta(Protocol):
+    """What `user/list` answers: the new version and who changed."""
+
+    @property
+    def ver(self) -> str: ...
+    @property
+    def added(self) -> Sequence[str]: ...
+    @property
+    def removed(self) -> Sequence[str]: ...
+    @property
+    def modified(self) -> Sequence[str]: ...
+
+
+class Upstream(Protocol):
+    """The part of the Exmail client a listener uses."""
+
+    def listen(self, tenant: TenantConfig, ver: str) -> AsyncIterator[Push]: ...
+    async def user_list(self, tenant: TenantConfig, ver: str) -> DirectoryDelta: ...
+    async def newcount(self, tenant: TenantConfig, mailbox: str) -> int: ...
+
+
+def _reason(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    if isinstance(exc, UpstreamProtocolError):
+        return "protocol"
+    return exc.code or "unavailable"
+
+
+class Listener:
+    """Runs one tenant's listen loop until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        tenant: TenantConfig,
+        upstream: Upstream,
+        store: Store,
+        router: Router,
+        settings: ExmailSection,
+        board: StateBoard,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.tenant = tenant
+        self._upstream = upstream
+        self._store = store
+        self._router = router
+        self._settings = settings
+        self._board = board
+        self._sleep = sleep
+        self.backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
+        self._ver = "0"
+        self._unread: dict[str, int] = {}
+        self._gap = True  # nothing was heard yet: reconcile after the first poll
+        self.polls = 0
+        self._pending: asyncio.Future[CommitResult] | None = None
+
+    @property
+    def name(self) -> str:
+        """The tenant's name."""
+        return self.tenant.name
+
+    async def run(self, *, start_delay_s: float = 0.0) -> None:
+        """Listen until cancelled; never raises an operational error."""
+        self._board.set(self.name, "starting")
+        try:
+            await self._sleep(start_delay_s)
+            self._ver = await self._retrying(lambda: self._store.get_version(self.name))
+            while True:
+                await self._round()
+        finally:
+            self._board.drop(self.name)
+
+    async def _round(self) -> None:
+        try:
+            await self._poll()
+        except CredentialsError as exc:
+            await self._park(exc)
+        except UpstreamError as exc:
+            await self._back_off(exc)
+
+    async def _poll(self) -> None:
+        if self._board.get(self.name) != "connected":
+            self._board.set(self.name, "connecting")
+        outcome = "empty"
+        async for push in self._upstream.listen(self.tenant, self._ver):
+            self._board.set(self.name, "connected")
+            outcome = await self._handle(push, outcome)
+        self._board.set(self.name, "connected")
+        metrics.poll_finished(outcome)
+        self.polls += 1
+        self.backoff.reset()
+        if self._gap:
+            await self._reconcile()
+
+    async def _handle(self, push: Push, outcome: str) -> str:
+        match push:
+            case Heartbeat():
+                return "heartbeat" if outcome == "empty" else outcome
+            case MailPush():
+                await self._on_mail(push)
+            case UnreadPush():
+                await self._on_unread(push)
+            case VersionPush():
+                await self._on_version(push)
+            case UnknownPush(keys=keys):
+                log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
+                return outcome
+        return "push"
+
+    def _wanted(self, mailbox: str) -> bool:
+        return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
+
+    async def _on_mail(self, push: MailPush) -> None:
+        if push.new_count is not None:
+            self._unread[push.mailbox] = push.new_count
+        if not self._wanted(push.mailbox):
+            return
+        event = events.mail_received(
+            tenant=self.name,
+            mailbox=push.mailbox,
+            mail_id=push.mail_id,
+            sender=push.sender,
+            to=push.receiver,
+            subject=push.subject,
+            summary=push.summary,
+            unread_count=push.new_count,
+        )
+        await self._commit([event])
+
+    async def _on_unread(self, push: UnreadPush) -> None:
+        previous = self._unread.get(push.mailbox)
+        self._unread[push.mailbox] = push.new_count
+        if not self._wanted(push.mailbox):
+            return
+        event = events.unread_changed(
+            tenant=self.name,
+            mailbox=push.mailbox,
+            unread_count=push.new_count,
+            previous=previous,
+            reason="push",
+        )
+        await self._commit([event])
+
+    async def _on_version(self, push: VersionPush) -> None:
+        if int(push.ver) <= int(self._ver):
+            return  # an old or repeated version: nothing new to sync
+        delta = await self._upstream.user_list(self.tenant, self._ver)
+        new_ver = delta.ver if int(delta.ver) >= int(push.ver) else push.ver
+        event = events.directory_changed(
+            tenant=self.name,
+            version=new_ver,
+            added=list(delta.added),
+            removed=list(delta.removed),
+            modified=list(delta.modified),
+        )
+        await self._commit([event], new_ver=new_ver)
+        log.info("directory_synced", tenant=self.name, version=new_ver)
+
+    async def _reconcile(self) -> None:
+        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose."""
+        found: list[Event] = []
+        for mailbox in self.tenant.watch:
+            count = await self._upstream.newcount(self.tenant, mailbox)
+            previous = self._unread.get(mailbox)
+            self._unread[mailbox] = count
+            if previous is not None and count > previous:
+                found.append(
+                    events.unread_changed(
+                        tenant=self.name,
+                        mailbox=mailbox,
+                        unread_count=count,
+                        previous=previous,
+                        reason="reconcile",
+                    )
+                )
+        if found:
+            await self._commit(found)
+        self._gap = False
+
+    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> None:
+        routed = self._router.route(batch)
+        # Shielded: a shutdown that cancels the listener never cuts a commit in half.
+        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver))
+        if new_ver is not None:
+            self._ver = new_ver
+        if result.emitted == len(batch):
+            for event in batch:
+                metrics.events_committed(event.type)
+        elif result.emitted:  # a partly duplicate batch: reconcile batches share one type
+            metrics.events_committed(batch[0].type, result.emitted)
+        if result.duplicates:
+            metrics.events_deduplicated(result.duplicates)
+            log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
+
+    async def _shielded_commit(self, routed: list[Routed], new_ver: str | None) -> CommitResult:
+        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver))
+        self._pending = pending
+        return await asyncio.shield(pending)
+
+    async def drain(self) -> None:
+        """Wait for a commit that a cancellation left running (shutdown calls this)."""
+        if self._pending is not None and not self._pending.done():
+            with contextlib.suppress(Exception):
+                await self._pending
+
+    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run a store operation until it succeeds: a full disk must not lose a push."""
+        store_backoff = Backoff(base_s=self._settings.backoff_base_s, cap_s=30.0)
+        while True:
+            try:
+                return await op()
+            except StoreError as exc:
+                delay = store_backoff.next_delay_s()
+                log.error("store_failed", tenant=self.name, error=str(exc), retry_in_s=delay)
+                await self._sleep(delay)
+
+    async def _back_off(self, exc: UpstreamError) -> None:
+        reason = _reason(exc)
+        metrics.reconnect(reason)
+        self._gap = True
+        self._board.set(self.name, "backoff")
+        delay = self.backoff.next_delay_s()
+        retry_after = getattr(exc, "retry_after_s", None)
+        if isinstance(retry_after, int | float):
+            delay = max(delay, float(retry_after))
+        log.warning(
+            "listen_failed",
+            tenant=self.name,
+            reason=reason,
+            error=str(exc),
+            failures=self.backoff.failures,
+            retry_in_s=round(delay, 3),
+        )
+        await self._sleep(delay)
+
+    async def _park(self, exc: CredentialsError) -> None:
+        self._gap = True
+        self._board.set(self.name, "parked")
+        metrics.reconnect("credentials")
+        log.error(
+            "tenant_parked", tenant=self.name, error=str(exc), retry_in_s=self._settings.park_s
+        )
+        await self._sleep(self._settings.park_s)

@@ -1,0 +1,133 @@
+"""Starts, supervises and stops one listener task per owned tenant.
+
+Start-up is spread over `startup_window_s` so 10,000 tenants do not connect in the same
+second. With several replicas (Redis store) each tenant is owned by one replica: the
+owner is chosen by rendezvous hashing over the live replicas and held by a lease that is
+renewed every third of its TTL; a dead replica's tenants are taken over within one TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Callable, Sequence
+
+from bridge.config import TenantConfig
+from bridge.errors import StoreError
+from bridge.listener import Listener
+from bridge.logs import get_logger
+from bridge.states import StateBoard
+from bridge.store.base import Store
+
+__all__ = ["Pool", "rendezvous_owner"]
+
+log = get_logger(__name__)
+
+
+def rendezvous_owner(tenant: str, owners: Sequence[str]) -> str | None:
+    """The owner with the highest hash of (owner, tenant); stable as owners come and go."""
+
+    def score(owner: str) -> bytes:
+        return hashlib.blake2b(f"{owner}\x1f{tenant}".encode(), digest_size=8).digest()
+
+    return max(owners, key=score, default=None)
+
+
+class Pool:
+    """Holds the listener tasks; `run()` until cancelled, then `stop()` drains them."""
+
+    def __init__(
+        self,
+        *,
+        tenants: Sequence[TenantConfig],
+        make_listener: Callable[[TenantConfig], Listener],
+        store: Store,
+        board: StateBoard,
+        instance_id: str,
+        startup_window_s: float,
+        lease_ttl_s: float,
+    ) -> None:
+        self._tenants = {t.name: t for t in tenants}
+        self._make = make_listener
+        self._store = store
+        self._board = board
+        self._owner = instance_id
+        self._window_s = startup_window_s
+        self._lease_ttl_s = lease_ttl_s
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._listeners: dict[str, Listener] = {}
+        self.started = asyncio.Event()
+
+    @property
+    def listeners(self) -> dict[str, Listener]:
+        """The running listeners by tenant name."""
+        return self._listeners
+
+    async def run(self) -> None:
+        """Keep the set of running listeners equal to the tenants this replica owns."""
+        first = True
+        while True:
+            try:
+                await self._rebalance(spread=first)
+                first = False
+                self.started.set()
+            except StoreError as exc:
+                log.error("ownership_check_failed", error=str(exc))
+            await asyncio.sleep(self._lease_ttl_s / 3)
+
+    async def _rebalance(self, *, spread: bool) -> None:
+        await self._store.heartbeat(self._owner, self._lease_ttl_s)
+        owners = await self._store.live_owners()
+        if self._owner not in owners:
+            owners = [*owners, self._owner]
+        wanted = [n for n in self._tenants if rendezvous_owner(n, owners) == self._owner]
+        owned: list[str] = []
+        for name in wanted:
+            if await self._store.acquire_lease(name, self._owner, self._lease_ttl_s):
+                owned.append(name)
+        for name in set(self._tasks) - set(owned):
+            await self._stop_one(name)
+            await self._store.release_lease(name, self._owner)
+        new = [n for n in owned if n not in self._tasks]
+        for i, name in enumerate(new):
+            delay = self._window_s * i / len(new) if spread else 0.0
+            self._start_one(name, delay)
+        for name in set(self._tenants) - set(owned):
+            self._board.set(name, "not_owned")
+
+    def _start_one(self, name: str, delay_s: float) -> None:
+        listener = self._make(self._tenants[name])
+        self._listeners[name] = listener
+        task = asyncio.create_task(self._supervise(listener, delay_s), name=f"listener[{name}]")
+        self._tasks[name] = task
+
+    async def _supervise(self, listener: Listener, delay_s: float) -> None:
+        while True:
+            try:
+                await listener.run(start_delay_s=delay_s)
+            except Exception:  # a bug in one listener must not take the others down
+                log.exception("listener_crashed", tenant=listener.name)
+                await asyncio.sleep(max(listener.backoff.next_delay_s(), 1.0))
+            delay_s = 0.0
+
+    async def _stop_one(self, name: str) -> None:
+        task = self._tasks.pop(name)
+        listener = self._listeners.pop(name)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await listener.drain()
+
+    async def stop(self) -> None:
+        """Stop every listener, let in-flight commits finish, release the leases."""
+        names = list(self._tasks)
+        for name in names:
+            self._tasks[name].cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*(self._listeners[n].drain() for n in names))
+        for name in names:
+            with contextlib.suppress(StoreError):
+                await self._store.release_lease(name, self._owner)
+        self._tasks.clear()
+        self._listeners.clear()

@@ -1,0 +1,62 @@
+"""Where each tenant's listener stands, kept as counts for the by-state gauges."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+from bridge import metrics
+
+__all__ = ["StateBoard", "TenantState"]
+
+TenantState = Literal["starting", "connecting", "connected", "backoff", "parked", "not_owned"]
+_CONNECTION_STATES = ("connecting", "connected")
+_TENANT_STATES: dict[str, str] = {
+    "starting": "starting",
+    "connecting": "listening",
+    "connected": "listening",
+    "backoff": "backoff",
+    "parked": "parked",
+    "not_owned": "not_owned",
+}
+
+
+class StateBoard:
+    """Tenant → state, with the gauges updated on every change (O(1) per change)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, TenantState] = {}
+        self._counts: Counter[str] = Counter()
+
+    def set(self, tenant: str, state: TenantState) -> None:
+        """Record `tenant`'s new state."""
+        old = self._states.get(tenant)
+        if old == state:
+            return
+        if old is not None:
+            self._counts[old] -= 1
+        self._states[tenant] = state
+        self._counts[state] += 1
+        self._publish()
+
+    def drop(self, tenant: str) -> None:
+        """Forget `tenant` (its listener stopped)."""
+        old = self._states.pop(tenant, None)
+        if old is not None:
+            self._counts[old] -= 1
+            self._publish()
+
+    def get(self, tenant: str) -> TenantState | None:
+        """`tenant`'s current state."""
+        return self._states.get(tenant)
+
+    def count(self, state: TenantState) -> int:
+        """How many tenants are in `state`."""
+        return self._counts[state]
+
+    def _publish(self) -> None:
+        metrics.listen_states({s: self._counts[s] for s in _CONNECTION_STATES})
+        tenants: Counter[str] = Counter()
+        for state, label in _TENANT_STATES.items():
+            tenants[label] += self._counts[state]
+        metrics.tenant_states(dict(tenants))
