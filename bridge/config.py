@@ -184,6 +184,7 @@ class MqttSinkConfig(_SinkBase):
     url: str = "mqtt://127.0.0.1:1883"
     topic: str = "exmail/{tenant}/{mailbox}/mail"
     unread_topic: str = "exmail/{tenant}/{mailbox}/unread"
+    directory_topic: str = "exmail/{tenant}/_directory"
     status_topic: str = "exmail/bridge/{instance}/status"
     protocol: Literal["auto", "5", "3.1.1"] = "auto"
     client_id: str | None = None
