@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.plugins.services", "tests.plugins.sim"]
+pytest_plugins = [
+    "tests.plugins.services",
+    "tests.plugins.sim",
+    "tests.plugins.wecom",
+    "tests.plugins.store",
+]

@@ -1,0 +1,198 @@
+"""The `wecom` sink: a WeCom app message (`textcard`) to the member who owns the mailbox.
+
+- Only `exmail.mail.received` produces a card. `exmail.mail.unread` and
+  `exmail.directory.changed` events routed here are acknowledged without a message: a
+  count change is not news to a person, and the mail itself was already announced.
+- Mailbox -> member: the static `users` map, then `user/get_userid_by_email` (cached,
+  misses too). No member -> a permanent error ("no WeCom member for <mailbox>").
+- WeCom drops a member's messages beyond 30 a minute without an error, so the sink keeps
+  each member under `per_member_per_min`: when a batch (or the recent window) would go
+  over, all of that member's mails in the batch become ONE digest card; when the minute's
+  budget is used up, the events are retried after the window frees (`retry_after_s`).
+- Errors: `invaliduser` naming the member or 81013 -> permanent (dead letter); 45009,
+  45033, -1, HTTP and connection errors -> retryable; 40001/40056/48002/60020 (the app's
+  configuration) -> permanent and loud, with WeCom's errmsg hint in an error log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import aiohttp
+
+from bridge.config import WecomSinkConfig
+from bridge.errors import (
+    CredentialsError,
+    SinkError,
+    TokenInvalidError,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from bridge.events import MAIL_RECEIVED, Event
+from bridge.logs import get_logger
+from sinks.wecom_api import WecomApi
+from sinks.wecom_budget import MemberBudget
+from sinks.wecom_card import Card, MailLine, digest_card, mail_card
+from sinks.wecom_members import MemberDirectory
+
+__all__ = ["WecomSink"]
+
+log = get_logger(__name__)
+_Items = list[tuple[int, Event]]
+
+
+class WecomSink:
+    """Sends each new mail as a WeCom textcard to its mailbox's owner."""
+
+    def __init__(
+        self,
+        *,
+        config: WecomSinkConfig,
+        link_for: Callable[[Event], str],
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.api = WecomApi(config=config, session=session, clock=clock)
+        self.members = MemberDirectory(
+            api=self.api, users=config.users, lookup_email=config.lookup_email, clock=clock
+        )
+        self._budget = MemberBudget(per_min=config.per_member_per_min, clock=clock)
+        self._link_for = link_for
+
+    async def start(self) -> None:
+        """Open the HTTP session."""
+        await self.api.start()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self.api.aclose()
+
+    async def userid_for(self, mailbox: str) -> str | None:
+        """The WeCom member who owns `mailbox` (static map, then the cached lookup)."""
+        return await self.members.userid_for(mailbox)
+
+    async def oauth_userid(self, code: str) -> str:
+        """The member a WeCom OAuth code was issued to (`auth/getuserinfo`)."""
+        return await self.api.userid_by_code(code)
+
+    async def send(self, event: Event) -> None:
+        """Deliver one event, or raise SinkError."""
+        [result] = await self.send_batch([event])
+        if result is not None:
+            raise result
+
+    async def send_batch(self, events: Sequence[Event]) -> list[SinkError | None]:
+        """One result per event; a member's burst becomes one digest card."""
+        results: list[SinkError | None] = [None] * len(events)
+        mails = [(i, e) for i, e in enumerate(events) if e.type == MAIL_RECEIVED]
+        groups = await self._group_by_member(mails, results)
+        async with asyncio.TaskGroup() as tasks:
+            for userid, items in groups.items():
+                tasks.create_task(self._deliver(userid, items, results), name=f"wecom[{userid}]")
+        return results
+
+    async def _group_by_member(
+        self, mails: _Items, results: list[SinkError | None]
+    ) -> dict[str, _Items]:
+        by_mailbox: dict[str, _Items] = {}
+        for item in mails:
+            by_mailbox.setdefault(item[1].mailbox.lower(), []).append(item)
+        owners = await asyncio.gather(
+            *(self.members.userid_for(mailbox) for mailbox in by_mailbox), return_exceptions=True
+        )
+        groups: dict[str, _Items] = {}
+        for (mailbox, items), owner in zip(by_mailbox.items(), owners, strict=True):
+            if isinstance(owner, BaseException):
+                if not isinstance(owner, UpstreamError):
+                    raise owner
+                _assign(results, items, self._sink_error(owner))
+            elif owner is None:
+                reason = f"no WeCom member for {mailbox}"
+                _assign(results, items, SinkError(self.name, reason, retryable=False))
+            else:
+                groups.setdefault(owner, []).extend(items)
+        for items in groups.values():
+            items.sort(key=lambda item: item[0])
+        return groups
+
+    async def _deliver(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
+        free = self._budget.available(userid)
+        if free == 0:
+            wait_s = max(self._budget.wait_s(userid), 1.0)
+            reason = f"WeCom member {userid} reached {self._budget.per_min} messages a minute"
+            _assign(
+                results, items, SinkError(self.name, reason, retryable=True, retry_after_s=wait_s)
+            )
+        elif len(items) <= free:
+            # Slots are taken before any await, so a concurrent batch sees them as used.
+            self._budget.take(userid, len(items))
+            await self._send_each(userid, items, results)
+        else:
+            self._budget.take(userid)
+            await self._send_digest(userid, items, results)
+
+    async def _send_each(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
+        for done, (_, event) in enumerate(items):
+            line = MailLine.from_data(event.data)
+            card = mail_card(line, url=self._link_for(event), btntxt=self.config.button_text)
+            try:
+                await self._send_card(userid, card)
+            except SinkError as exc:
+                _assign(results, items[done:], exc)  # later mails would fail the same way
+                return
+
+    async def _send_digest(
+        self, userid: str, items: _Items, results: list[SinkError | None]
+    ) -> None:
+        lines = [MailLine.from_data(event.data) for _, event in items]
+        newest = items[-1][1]
+        card = digest_card(lines, url=self._link_for(newest), btntxt=self.config.button_text)
+        log.info("wecom_digest", sink=self.name, userid=userid, mails=len(items))
+        try:
+            await self._send_card(userid, card)
+        except SinkError as exc:
+            _assign(results, items, exc)
+
+    async def _send_card(self, userid: str, card: Card) -> None:
+        payload = {
+            "touser": userid,
+            "msgtype": "textcard",
+            "agentid": self.config.agent_id,
+            "textcard": card.as_json(),
+        }
+        try:
+            doc = await self.api.send_message(payload)
+        except UpstreamError as exc:
+            raise self._sink_error(exc) from exc
+        invalid = {u.lower() for u in str(doc.get("invaliduser") or "").split("|") if u}
+        if userid.lower() in invalid:
+            reason = f"WeCom member {userid} cannot receive this app's messages (invaliduser)"
+            raise SinkError(self.name, reason, retryable=False)
+
+    def _sink_error(self, exc: UpstreamError) -> SinkError:
+        """Translate an upstream failure into what the dispatcher does next."""
+        if isinstance(exc, CredentialsError):
+            # The dispatcher counts loud failures (metrics.sink_permanent_failure) per event.
+            log.error(
+                "wecom_config_error",
+                sink=self.name,
+                endpoint=exc.endpoint,
+                errcode=exc.code,
+                hint=str(exc),
+            )
+            reason = f"WeCom app configuration error: {exc}"
+            return SinkError(self.name, reason, retryable=False, loud=True)
+        if isinstance(exc, UpstreamUnavailable):
+            return SinkError(self.name, str(exc), retryable=True, retry_after_s=exc.retry_after_s)
+        # A token rejected right after a refresh: a WeCom hiccup, worth another try later.
+        retryable = isinstance(exc, TokenInvalidError)
+        return SinkError(self.name, f"WeCom refused: {exc}", retryable=retryable)
+
+
+def _assign(results: list[SinkError | None], items: _Items, error: SinkError) -> None:
+    for index, _ in items:
+        results[index] = error

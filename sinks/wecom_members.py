@@ -1,0 +1,71 @@
+"""Mailbox -> WeCom userid: the static `users` map, then an email lookup, both cached.
+
+WeCom blocks `get_userid_by_email` for a day when too many lookups fail, so a miss is
+cached as carefully as a hit, and concurrent lookups of one mailbox share one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+
+from sinks.wecom_api import WecomApi
+
+__all__ = ["MemberDirectory"]
+
+HIT_TTL_S = 86400.0  # a member's email rarely moves to another member
+MISS_TTL_S = 3600.0  # a new member shows up within an hour
+
+
+class MemberDirectory:
+    """Finds the WeCom member who owns a mailbox."""
+
+    def __init__(
+        self,
+        *,
+        api: WecomApi,
+        users: Mapping[str, str],
+        lookup_email: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._static = {mailbox.lower(): userid for mailbox, userid in users.items()}
+        self._lookup = lookup_email
+        self._clock = clock
+        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._inflight: dict[str, asyncio.Future[str | None]] = {}
+
+    async def userid_for(self, mailbox: str) -> str | None:
+        """The member's userid, or None when no member owns `mailbox`."""
+        key = mailbox.lower()
+        if key in self._static:
+            return self._static[key]
+        if not self._lookup:
+            return None
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > self._clock():
+            return cached[0]
+        if key in self._inflight:
+            return await asyncio.shield(self._inflight[key])
+        return await self._look_up(key)
+
+    async def _look_up(self, key: str) -> str | None:
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            userid = await self._api.userid_by_email(key)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited future never warns
+            raise
+        else:
+            ttl_s = HIT_TTL_S if userid else MISS_TTL_S
+            self._cache[key] = (userid, self._clock() + ttl_s)
+            future.set_result(userid)
+            return userid
+        finally:
+            del self._inflight[key]
