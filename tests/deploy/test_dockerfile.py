@@ -1,0 +1,208 @@
+"""deploy/Dockerfile and .dockerignore, read as text.
+
+No Docker engine is available where these tests run, so the image is never built here:
+these tests check the Dockerfile's instructions, and run its HEALTHCHECK command for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from tests.deploy.support import DEPLOY, ROOT
+from tests.plugins.services import free_port
+
+SECRET_NAME_RE = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+SECRET_FILE_RE = re.compile(r"(^|/)(\.env|.*\.env|secrets?|.*\.pem|.*\.key|id_rsa.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One Dockerfile instruction with its arguments (continuations joined)."""
+
+    name: str
+    args: str
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """The instructions of a Dockerfile, comments dropped and continuations joined."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            name, _, args = line.strip().partition(" ")
+            out.append(Instruction(name.upper(), args.strip()))
+    return out
+
+
+def _secret_settings(ins: Instruction) -> list[str]:
+    pairs = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S*)", ins.args)
+    if ins.name == "ENV" and "=" not in ins.args:  # legacy `ENV NAME value`
+        pairs = [tuple(ins.args.split(None, 1))] if " " in ins.args else []
+    return [f"{ins.name} {name}" for name, value in pairs if SECRET_NAME_RE.search(name) and value]
+
+
+def _secret_copies(ins: Instruction) -> list[str]:
+    sources = [a for a in ins.args.split() if not a.startswith("--")][:-1]
+    return [f"{ins.name} {s}" for s in sources if SECRET_FILE_RE.search(s.rstrip("/"))]
+
+
+def baked_secrets(instructions: list[Instruction]) -> list[str]:
+    """ENV/ARG settings with a secret-looking name and a value, and COPY/ADD of secret files."""
+    found = []
+    for ins in instructions:
+        if ins.name in {"ENV", "ARG"}:
+            found += _secret_settings(ins)
+        elif ins.name in {"COPY", "ADD"}:
+            found += _secret_copies(ins)
+    return found
+
+
+def _instructions() -> list[Instruction]:
+    return parse_dockerfile((DEPLOY / "Dockerfile").read_text(encoding="utf-8"))
+
+
+def _last(name: str) -> Instruction:
+    return [ins for ins in _instructions() if ins.name == name][-1]
+
+
+def _runtime_stage() -> list[Instruction]:
+    instructions = _instructions()
+    last_from = max(i for i, ins in enumerate(instructions) if ins.name == "FROM")
+    return instructions[last_from:]
+
+
+def test_multi_stage_build_on_slim_python_311() -> None:
+    """A build stage and a runtime stage, both on a slim Python 3.11 base."""
+    instructions = _instructions()
+    assert instructions[0].name == "ARG"
+    assert instructions[0].args.startswith("PYTHON_IMAGE=python:3.11-slim")
+    froms = [ins.args for ins in instructions if ins.name == "FROM"]
+    assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE} AS runtime"]
+    assert any(
+        ins.args.startswith("--from=build ") for ins in _runtime_stage() if ins.name == "COPY"
+    )
+
+
+def test_installs_with_the_lock_file_as_constraints() -> None:
+    """The build installs the package with requirements.lock as pip constraints."""
+    runs = [ins.args for ins in _instructions() if ins.name == "RUN"]
+    assert any("pip install -c requirements.lock" in run for run in runs)
+
+
+def test_copied_sources_exist_and_are_not_docker_ignored() -> None:
+    """What the build stage copies from the context exists and .dockerignore keeps it."""
+    ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    for ins in _instructions():
+        if ins.name == "COPY" and not ins.args.startswith("--from"):
+            for source in ins.args.split()[:-1]:
+                assert (ROOT / source).exists(), source
+                assert source not in ignored, source
+
+
+def test_runs_as_a_fixed_non_root_user() -> None:
+    """The runtime stage ends as a numeric, non-root USER."""
+    users = [ins.args for ins in _runtime_stage() if ins.name == "USER"]
+    assert users
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit()
+    assert int(uid) >= 1000
+
+
+def test_entrypoint_and_cmd_are_exec_form() -> None:
+    """ENTRYPOINT and CMD are JSON arrays, so SIGTERM reaches the bridge as PID 1."""
+    assert json.loads(_last("ENTRYPOINT").args) == ["exmail-bridge"]
+    assert json.loads(_last("CMD").args) == ["run"]
+    assert _last("STOPSIGNAL").args == "SIGTERM"
+
+
+def test_exposes_metrics_port_and_reads_mounted_config() -> None:
+    """Port 9464 is exposed and EXMAIL_BRIDGE_CONFIG points at the mounted config."""
+    assert _last("EXPOSE").args == "9464"
+    envs = " ".join(ins.args for ins in _runtime_stage() if ins.name == "ENV")
+    assert "EXMAIL_BRIDGE_CONFIG=/etc/exmail-bridge/config.toml" in envs
+
+
+def _healthcheck_command() -> list[str]:
+    args = _last("HEALTHCHECK").args
+    command: list[str] = json.loads(args[args.index("CMD ") + 4 :])
+    return command
+
+
+def test_healthcheck_probes_healthz_without_curl() -> None:
+    """The HEALTHCHECK is an exec-form python one-liner fetching /healthz."""
+    command = _healthcheck_command()
+    assert command[:2] == ["python", "-c"]
+    assert "http://127.0.0.1:9464/healthz" in command[2]
+
+
+async def _run_healthcheck(port: int) -> int:
+    code = _healthcheck_command()[2].replace("9464", str(port))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await asyncio.wait_for(proc.wait(), timeout=20)
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def test_healthcheck_passes_on_200_and_fails_without_server() -> None:
+    """The HEALTHCHECK one-liner exits 0 against a live /healthz and non-zero otherwise."""
+    app = web.Application()
+    app.router.add_get("/healthz", _healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        assert await _run_healthcheck(port) == 0
+    finally:
+        await runner.cleanup()
+    assert await _run_healthcheck(port) != 0
+
+
+def test_no_secret_is_baked_into_the_image() -> None:
+    """No ENV/ARG with a secret-looking name carries a value, and no secret file is copied."""
+    assert baked_secrets(_instructions()) == []
+
+
+def test_secret_detector_flags_baked_secrets() -> None:
+    """The detector above catches a secret ENV, ARG default, legacy ENV and copied .env."""
+    bad = parse_dockerfile(
+        "ENV API_TOKEN=abc\nARG CLIENT_SECRET=x\nENV WECOM_SECRET hunter2\n"
+        "COPY .env /app/.env\nCOPY --chown=1:1 deploy/secrets/ /run/\nARG DB_PASSWORD\n"
+    )
+    assert baked_secrets(bad) == [
+        "ENV API_TOKEN",
+        "ARG CLIENT_SECRET",
+        "ENV WECOM_SECRET",
+        "COPY .env",
+        "COPY deploy/secrets/",
+    ]
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
+    """.dockerignore excludes the virtualenv, data, caches, .git and .env files."""
+    ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    assert {".venv", "data", ".git", "__pycache__", ".mypy_cache", ".pytest_cache"} <= ignored
+    assert {".env", "*.pem", "*.key"} <= ignored
+
+
+def test_dockerfile_parser_joins_continuations() -> None:
+    """Continuation lines and comments are handled like Docker does."""
+    parsed = parse_dockerfile("# c\nRUN a \\\n    b\nUSER 1\n")
+    assert parsed == [Instruction("RUN", "a      b"), Instruction("USER", "1")]
+
+
+def test_console_script_named_by_entrypoint_exists() -> None:
+    """The ENTRYPOINT's console script is declared in pyproject.toml."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'exmail-bridge = "bridge.cli:main"' in text
