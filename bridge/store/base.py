@@ -1,6 +1,8 @@
 """The store's contract: versions, the outbox per sink, dedupe, dead letters, leases.
 
 Both backends (`sqlite`, `redis`) implement `Store` and pass the same contract tests.
+The SQLite store serves one process, so its leases are always granted and its
+membership is this process alone; callers need no special case.
 """
 
 from __future__ import annotations
@@ -105,3 +107,22 @@ class Store(Protocol):
 
     async def get_secret(self, name: str, factory: bytes) -> bytes:
         """The value stored under `name`, storing `factory` first if there is none."""
+
+    async def acquire_leases(self, tenants: Sequence[str], owner: str, ttl_s: float) -> list[str]:
+        """Take or renew each tenant's lease for `owner` (one round trip); return the
+        tenants `owner` now holds. A lease held by another live owner is left alone."""
+
+    async def acquire_lease(self, tenant: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew one tenant's lease for `ttl_s` seconds; True when `owner` holds it."""
+
+    async def release_lease(self, tenant: str, owner: str) -> None:
+        """Give the lease up, if `owner` holds it."""
+
+    async def lease_owner(self, tenant: str) -> str | None:
+        """Who holds the tenant's lease now, or None."""
+
+    async def heartbeat(self, owner: str, ttl_s: float) -> None:
+        """Announce that replica `owner` is alive for the next `ttl_s` seconds."""
+
+    async def live_owners(self) -> list[str]:
+        """Replicas whose heartbeat has not expired, sorted (for rendezvous hashing)."""

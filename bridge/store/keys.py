@@ -1,0 +1,79 @@
+"""Every Redis key the Redis store uses: the schema of its data, in one place.
+
+All keys start with `[bridge] redis_prefix` (default ``exmail-bridge:``). Lua scripts
+receive their keys from here as KEYS; they never build a key name themselves.
+
+A delivery id is ``<16-digit commit sequence>-<enqueued unix ms>``: ids sort by commit
+order, so ZSET ties (same score) come out oldest first, and the id carries its own
+enqueue time.
+
+Redis Cluster is not supported (scripts touch keys of several sinks and tenants).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str
+
+    def version(self, tenant: str) -> str:
+        """STRING: the tenant's newest committed listen version. No TTL."""
+        return f"{self.prefix}ver:{tenant}"
+
+    def seen(self, event_id: str) -> str:
+        """STRING "1": the event was committed. TTL = dedupe window (SET PX)."""
+        return f"{self.prefix}seen:{event_id}"
+
+    def seq(self) -> str:
+        """STRING counter (INCRBY): the commit sequence behind delivery ids. No TTL."""
+        return f"{self.prefix}seq"
+
+    def sinks(self) -> str:
+        """SET of sink names that ever received a delivery (for sink=None queries). No TTL."""
+        return f"{self.prefix}sinks"
+
+    def due(self, sink: str) -> str:
+        """ZSET delivery id -> unix ms when it may next be claimed: its due time, or while
+        claimed the end of its claim lease (so an expired lease needs no sweeper). No TTL."""
+        return f"{self.prefix}due:{sink}"
+
+    def body(self, sink: str) -> str:
+        """HASH delivery id -> CloudEvent JSON, for every id in `due`. No TTL."""
+        return f"{self.prefix}body:{sink}"
+
+    def attempts(self, sink: str) -> str:
+        """HASH delivery id -> attempts made so far (absent = 0). No TTL."""
+        return f"{self.prefix}attempts:{sink}"
+
+    def dead(self, sink: str) -> str:
+        """HASH delivery id -> dead letter JSON (event, attempts, reason, failed_at). No TTL."""
+        return f"{self.prefix}dead:{sink}"
+
+    def dead_order(self, sink: str) -> str:
+        """ZSET delivery id -> unix ms it failed: the dead letters, oldest first. No TTL."""
+        return f"{self.prefix}deadq:{sink}"
+
+    def wake(self, sink: str) -> str:
+        """LIST of at most one b"1": pushed when something became due for `sink`;
+        waiters BLPOP it. No TTL (one tiny element)."""
+        return f"{self.prefix}wake:{sink}"
+
+    def lease(self, tenant: str) -> str:
+        """STRING owner (replica id) listening for the tenant. TTL = lease TTL (PX)."""
+        return f"{self.prefix}lease:{tenant}"
+
+    def replicas(self) -> str:
+        """ZSET replica id -> unix ms its heartbeat expires; expired members are pruned on
+        every heartbeat. No TTL."""
+        return f"{self.prefix}replicas"
+
+    def secret(self, name: str) -> str:
+        """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""
+        return f"{self.prefix}secret:{name}"

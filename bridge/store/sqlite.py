@@ -1,0 +1,214 @@
+"""The SQLite store: the embedded default, one file, one process.
+
+All sqlite3 work runs on one dedicated thread holding the one connection, so writes are
+serialised and the event loop never blocks on disk. Tables and durability promises are
+in `sqlite_schema`; each operation is one transaction in `sqlite_ops`. `wait` wakes on
+an in-process asyncio.Event per sink, set by commit, retry and replay (a replay run by
+another process, the CLI, is seen at the waiter's next timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from bridge.errors import StoreError, StoreFullError
+from bridge.events import Event
+from bridge.store import sqlite_ops as ops
+from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
+from bridge.store.sqlite_schema import connect
+
+__all__ = ["SqliteStore"]
+
+_BACKEND = "sqlite"
+_PRUNE_EVERY_S = 10.0
+_T = TypeVar("_T")
+
+
+class SqliteStore:
+    """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
+
+    backend = _BACKEND
+
+    def __init__(self, *, path: Path, dedupe_window_s: float) -> None:
+        self._path = path
+        self._window_s = dedupe_window_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+        self._wake: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._next_prune = 0.0
+        self._leases: dict[str, str] = {}
+        self._replicas: dict[str, float] = {}
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._call("open", connect, self._path)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._call("close", conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def _call(self, op: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run `fn` on the store's thread; the one place sqlite3 errors become ours."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code == sqlite3.SQLITE_FULL:
+                raise StoreFullError(str(exc), backend=_BACKEND, op=op) from exc
+            raise StoreError(str(exc), backend=_BACKEND, op=op) from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the store is not open", backend=_BACKEND, op="use")
+        return self._conn
+
+    def _notify(self, sinks: set[str]) -> None:
+        for sink in sinks:
+            self._wake[sink].set()
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        await self._call("ping", self._db.execute, "SELECT 1")
+
+    async def get_version(self, tenant: str) -> str:
+        """The tenant's stored version, "0" when none."""
+        return await self._call("get_version", ops.get_version, self._db, tenant) or "0"
+
+    async def commit(
+        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+    ) -> CommitResult:
+        """Append new events to their sinks' outboxes and set the version, atomically."""
+        events = [
+            ops.NewEvent(r.event.id, r.event.to_json(), r.event.mailbox, r.sinks) for r in routed
+        ]
+        now = time.time()
+        emitted, duplicates, sinks = await self._call(
+            "commit", ops.commit, self._db, tenant, events, new_ver, now, self._window_s
+        )
+        self._notify(sinks)
+        if now >= self._next_prune:
+            self._next_prune = now + _PRUNE_EVERY_S
+            await self._call("prune", ops.prune_dedupe, self._db, now - self._window_s)
+        return CommitResult(emitted=emitted, duplicates=duplicates)
+
+    async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
+        """Up to `limit` due deliveries, oldest first, each leased for `lease_s`."""
+        now = time.time()
+        rows = await self._call("claim", ops.claim, self._db, sink, limit, now, now + lease_s)
+        return [
+            Delivery(
+                sink=sink,
+                event=Event.from_json(row.body),
+                attempt=row.attempt,
+                ref=f"{row.row_id}@{row.claims}",
+                enqueued_at=row.enqueued_at,
+            )
+            for row in rows
+        ]
+
+    async def wait(self, sink: str, timeout_s: float) -> None:
+        """Return when something may be due for `sink`, or after `timeout_s`."""
+        wake = self._wake[sink]
+        if not wake.is_set():
+            due = await self._call("wait", ops.next_due, self._db, sink)
+            delay_s = timeout_s if due is None else min(timeout_s, due - time.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(delay_s, 0.0)):
+                    await wake.wait()
+        wake.clear()
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Forget a delivered delivery."""
+        row_id, _ = _split_ref(delivery.ref)
+        await self._call("ack", ops.ack, self._db, row_id)
+
+    async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
+        """Reschedule the delivery at unix time `at` with one more attempt."""
+        row_id, claims = _split_ref(delivery.ref)
+        if await self._call("retry_at", ops.retry_at, self._db, row_id, claims, at):
+            self._notify({delivery.sink})
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move the delivery to the sink's dead letters."""
+        row_id, claims = _split_ref(delivery.ref)
+        event_id, now = delivery.event.id, time.time()
+        await self._call(
+            "dead_letter", ops.dead_letter, self._db, row_id, claims, event_id, reason, now
+        )
+
+    async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, oldest first, of one sink or all."""
+        rows = await self._call("dead_letters", ops.dead_letters, self._db, sink, limit)
+        return [
+            DeadLetter(sink=name, event=Event.from_json(body), attempts=n, reason=why, failed_at=at)
+            for name, body, n, why, at in rows
+        ]
+
+    async def replay(self, sink: str | None = None, event_id: str | None = None) -> int:
+        """Move matching dead letters back into the outbox, due now."""
+        moved, sinks = await self._call("replay", ops.replay, self._db, sink, event_id, time.time())
+        self._notify(sinks)
+        return moved
+
+    async def purge(self, sink: str | None = None, event_id: str | None = None) -> int:
+        """Delete matching dead letters."""
+        return await self._call("purge", ops.purge, self._db, sink, event_id)
+
+    async def backlog(self, sink: str) -> int:
+        """Deliveries waiting for `sink` (one row read)."""
+        return (await self._call("backlog", ops.counts, self._db, sink))[0]
+
+    async def dead_count(self, sink: str) -> int:
+        """Dead letters of `sink` (one row read)."""
+        return (await self._call("dead_count", ops.counts, self._db, sink))[1]
+
+    async def get_secret(self, name: str, factory: bytes) -> bytes:
+        """The secret under `name`, stored from `factory` the first time."""
+        return await self._call("get_secret", ops.get_secret, self._db, name, factory)
+
+    # One process owns the file: leases are always granted, membership is this process.
+
+    async def acquire_leases(self, tenants: Sequence[str], owner: str, ttl_s: float) -> list[str]:
+        """Grant every lease to `owner`."""
+        self._leases.update(dict.fromkeys(tenants, owner))
+        return list(tenants)
+
+    async def acquire_lease(self, tenant: str, owner: str, ttl_s: float) -> bool:
+        """Grant the lease to `owner`."""
+        self._leases[tenant] = owner
+        return True
+
+    async def release_lease(self, tenant: str, owner: str) -> None:
+        """Forget the lease if `owner` holds it."""
+        if self._leases.get(tenant) == owner:
+            del self._leases[tenant]
+
+    async def lease_owner(self, tenant: str) -> str | None:
+        """The owner last granted the tenant's lease in this process, or None."""
+        return self._leases.get(tenant)
+
+    async def heartbeat(self, owner: str, ttl_s: float) -> None:
+        """Remember `owner` as alive for `ttl_s` seconds."""
+        self._replicas[owner] = time.monotonic() + ttl_s
+
+    async def live_owners(self) -> list[str]:
+        """Owners whose heartbeat has not expired."""
+        now = time.monotonic()
+        return sorted(o for o, until in self._replicas.items() if until > now)
+
+
+def _split_ref(ref: str) -> tuple[int, int]:
+    row_id, _, claims = ref.partition("@")
+    return int(row_id), int(claims)

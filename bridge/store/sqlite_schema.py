@@ -1,0 +1,106 @@
+"""The SQLite store's tables, defined in one place, and how a connection is opened.
+
+Durability: WAL journal with ``synchronous=NORMAL``. A committed transaction is in the
+WAL file before `commit()` returns, so it survives the process being killed (SIGKILL,
+OOM killer, a crash): that is what we promise. Only a power loss or kernel crash can
+lose the last transactions before a checkpoint; set ``synchronous=FULL`` (an fsync per
+commit) if that matters more than latency.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+__all__ = ["SCHEMA_VERSION", "connect"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+-- Each tenant's newest listen version, advanced in the same transaction as its events.
+CREATE TABLE IF NOT EXISTS versions (
+    tenant TEXT PRIMARY KEY,
+    ver    TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- One row per (event, sink) delivery still to be made. `id` is the commit order.
+-- `due_at` is when the row may next be claimed: its due time, or while it is claimed the
+-- end of the claim lease, so an expired lease makes it claimable again with no sweeper.
+-- `claims` counts claims; a Delivery's ref carries it, fencing a retry or dead-letter
+-- from a claimer whose lease had already passed.
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink        TEXT    NOT NULL,
+    event       BLOB    NOT NULL,            -- CloudEvent JSON
+    attempt     INTEGER NOT NULL DEFAULT 0,  -- attempts made so far
+    due_at      REAL    NOT NULL,            -- unix seconds
+    claims      INTEGER NOT NULL DEFAULT 0,
+    enqueued_at REAL    NOT NULL,            -- unix seconds of the commit
+    mailbox     TEXT    NOT NULL DEFAULT ''  -- for per-mailbox ordering queries
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, due_at, id);
+
+-- Ids of committed events; a row older than the dedupe window no longer counts and is
+-- pruned in small batches on the commit path.
+CREATE TABLE IF NOT EXISTS dedupe (
+    event_id TEXT PRIMARY KEY,
+    seen_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_seen ON dedupe (seen_at);
+
+-- Deliveries that exhausted their retries or failed permanently, oldest first by id.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink        TEXT    NOT NULL,
+    event_id    TEXT    NOT NULL,
+    event       BLOB    NOT NULL,
+    attempts    INTEGER NOT NULL,
+    reason      TEXT    NOT NULL,
+    failed_at   REAL    NOT NULL,
+    enqueued_at REAL    NOT NULL,
+    mailbox     TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS dead_sink ON dead_letters (sink, id);
+CREATE INDEX IF NOT EXISTS dead_event ON dead_letters (event_id);
+
+-- Generated secrets (click-through signing key, ...), written once.
+CREATE TABLE IF NOT EXISTS kv (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- Backlog and dead-letter counts per sink, kept exact by the triggers below, so the
+-- metrics read one row instead of counting a large outbox every few seconds.
+CREATE TABLE IF NOT EXISTS counts (
+    sink    TEXT PRIMARY KEY,
+    backlog INTEGER NOT NULL DEFAULT 0,
+    dead    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS outbox_in AFTER INSERT ON outbox BEGIN
+    INSERT INTO counts (sink, backlog) VALUES (NEW.sink, 1)
+    ON CONFLICT (sink) DO UPDATE SET backlog = backlog + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS outbox_out AFTER DELETE ON outbox BEGIN
+    UPDATE counts SET backlog = backlog - 1 WHERE sink = OLD.sink;
+END;
+CREATE TRIGGER IF NOT EXISTS dead_in AFTER INSERT ON dead_letters BEGIN
+    INSERT INTO counts (sink, dead) VALUES (NEW.sink, 1)
+    ON CONFLICT (sink) DO UPDATE SET dead = dead + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS dead_out AFTER DELETE ON dead_letters BEGIN
+    UPDATE counts SET dead = dead - 1 WHERE sink = OLD.sink;
+END;
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database at `path`, schema in place, WAL on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")  # the CLI may write while the service runs
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+    return conn
