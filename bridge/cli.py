@@ -60,7 +60,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from bridge.demo import demo
 
-    return demo(args.config)
+    return demo(args.config, args.duration)
 
 
 def _cmd_dlq(args: argparse.Namespace) -> int:
@@ -83,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     check = with_config("check", "validate a config and print a summary", _cmd_check)
     check.add_argument("--connect", action="store_true", help="also fetch a token per tenant")
     with_config("run", "run the bridge", _cmd_run)
-    with_config("demo", "run simulators, receivers and the bridge, and show deliveries", _cmd_demo)
+    demo = with_config(
+        "demo", "run simulators, receivers and the bridge; show deliveries", _cmd_demo
+    )
+    demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
     dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")

@@ -23,6 +23,7 @@ from bridge.errors import (
     StoreError,
     UpstreamError,
     UpstreamProtocolError,
+    UpstreamRejected,
     UpstreamTimeout,
 )
 from bridge.events import Event
@@ -202,7 +203,11 @@ class Listener:
         """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose."""
         found: list[Event] = []
         for mailbox in self.tenant.watch:
-            count = await self._upstream.newcount(self.tenant, mailbox)
+            try:
+                count = await self._upstream.newcount(self.tenant, mailbox)
+            except UpstreamRejected as exc:
+                log.warning("reconcile_skipped", tenant=self.name, mailbox=mailbox, error=str(exc))
+                continue
             previous = self._unread.get(mailbox)
             self._unread[mailbox] = count
             if previous is not None and count > previous:

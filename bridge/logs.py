@@ -65,5 +65,6 @@ def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "au
 
 
 def get_logger(name: str = "bridge") -> Any:
-    """A structlog logger bound to `logger=name`."""
-    return structlog.get_logger().bind(logger=name)
+    """A lazy structlog logger bound to `component=name`."""
+    # Lazy: a module-level logger must follow `configure()` called later.
+    return structlog.get_logger(component=name)

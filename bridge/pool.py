@@ -82,10 +82,7 @@ class Pool:
         if self._owner not in owners:
             owners = [*owners, self._owner]
         wanted = [n for n in self._tenants if rendezvous_owner(n, owners) == self._owner]
-        owned: list[str] = []
-        for name in wanted:
-            if await self._store.acquire_lease(name, self._owner, self._lease_ttl_s):
-                owned.append(name)
+        owned = await self._store.acquire_leases(wanted, self._owner, self._lease_ttl_s)
         for name in set(self._tasks) - set(owned):
             await self._stop_one(name)
             await self._store.release_lease(name, self._owner)

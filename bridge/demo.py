@@ -1,0 +1,202 @@
+"""`exmail-bridge demo`: simulators, receivers and the bridge in one process.
+
+Starts the Exmail and WeCom simulators where `config.toml` points, a webhook receiver that
+verifies every signature, an MQTT subscriber when a broker answers, and the bridge on the
+config's store; injects a handful of mails and prints every delivery as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import re
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import aiomqtt
+import orjson
+from aiohttp import web
+
+from bridge import logs
+from bridge.app import serve
+from bridge.config import Config, MqttSinkConfig, WebhookSinkConfig, WecomSinkConfig, load_config
+from bridge.simulator.exmail import STATE, make_exmail_app, start_site
+from bridge.simulator.exmail_faults import SimSettings
+from bridge.simulator.exmail_state import ExmailSimState
+from bridge.simulator.wecom import make_wecom_app
+from bridge.simulator.wecom_state import WecomState
+from sinks.signing import verify
+
+__all__ = ["demo"]
+
+MAILS = [
+    (
+        "bob@acme.com",
+        '"张伟"<zhang.wei@partner.cn>',
+        "季度报表已上传",
+        "请在周五前审阅附件中的报表。",
+    ),
+    ("bob@acme.com", '"Alice Chen"<alice@acme.com>', "Lunch at 12:30?", "The usual place."),
+    ("alice@acme.com", "ops@acme.com", "【告警】生产线 3 号机温度过高", "当前 86°C，阈值 80°C。"),
+    ("boss@acme.com", '"HR"<hr@acme.com>', "Offer letter: 王芳", "Please sign by Monday."),
+    ("bob@acme.com", '"李娜"<li.na@supplier.com.cn>', "发货通知 #A-1024", "预计明天到达。"),
+]
+SENT_AT: dict[str, float] = {}  # subject -> when it was injected (monotonic)
+CARD_LINKS: list[str] = []  # the "open this mail" links of the WeCom cards seen
+
+
+def _say(sink: str, mailbox: str, subject: str) -> None:
+    started = SENT_AT.get(subject)
+    took = f"{(time.monotonic() - started) * 1000:6.1f} ms" if started else "      -  "
+    print(f"  {sink:<8} {took}  {mailbox:<16} {subject}", flush=True)
+
+
+def _port(url: str) -> int:
+    return urlsplit(url).port or 80
+
+
+@contextlib.asynccontextmanager
+async def _site(app: web.Application, port: int) -> AsyncIterator[None]:
+    runner = await start_site(app, host="127.0.0.1", port=port)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def _receiver(sink: WebhookSinkConfig) -> web.Application:
+    secrets = [s.get_secret_value() for s in sink.secret]
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        if not verify(secrets, request.headers, body):
+            print("  webhook  BAD SIGNATURE", flush=True)
+            return web.Response(status=400)
+        doc = orjson.loads(body)
+        _say("webhook", doc.get("subject", ""), doc["data"].get("subject", doc["type"]))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post(urlsplit(sink.url).path or "/", hook)
+    return app
+
+
+async def _mqtt_watch(sink: MqttSinkConfig) -> None:
+    parts = urlsplit(sink.url)
+    try:
+        async with aiomqtt.Client(parts.hostname or "127.0.0.1", parts.port or 1883) as client:
+            await client.subscribe(sink.topic.format(tenant="+", mailbox="+"), qos=1)
+            print(f"  (MQTT subscriber on {parts.netloc})", flush=True)
+            async for message in client.messages:
+                doc = orjson.loads(bytes(message.payload))
+                mailbox = unquote(str(message.topic).split("/")[-2])
+                _say("mqtt", mailbox, doc["data"].get("subject", ""))
+    except aiomqtt.MqttError:
+        print(f"  (no MQTT broker on {parts.netloc}: MQTT deliveries stay in the outbox)")
+
+
+async def _wecom_watch(state: WecomState) -> None:
+    seen = 0
+    while True:
+        sent = [(m.at, user, m) for user, msgs in state.received.items() for m in msgs]
+        for _, user, message in sorted(sent, key=lambda item: item[0])[seen:]:
+            title = str(message.body.get("title", ""))
+            subject = next((s for s in SENT_AT if s in title), title)
+            _say("wecom", user, subject)
+            card = html.unescape(re.sub(r"<[^>]+>", " ", str(message.body.get("description"))))
+            print(f"           card: {title} — {' '.join(card.split())[:70]}", flush=True)
+            CARD_LINKS.append(str(message.body.get("url", "")))
+        seen = len(sent)
+        await asyncio.sleep(0.05)
+
+
+async def _click_first_card() -> None:
+    if not CARD_LINKS:
+        return
+    async with aiohttp.ClientSession() as session:
+        async with session.get(CARD_LINKS[0], allow_redirects=False) as first:
+            where = first.headers.get("Location", "")
+        print(f"\nclicking the first card's button: {first.status} → Exmail SSO login", flush=True)
+        if first.status == 302:
+            async with session.get(where, allow_redirects=False) as page:
+                text = re.sub(r"<[^>]+>", " ", await page.text())
+                print(f"  Exmail login page ({page.status}): {' '.join(text.split())[:80]}")
+
+
+async def _inject(config: Config, sim_state: ExmailSimState) -> None:
+    client_id = config.tenants[0].client_id
+    for mailbox in {m[0] for m in MAILS} | set(config.tenants[0].watch):
+        sim_state.add_user(client_id, mailbox)
+    for mailbox, sender, subject, summary in MAILS:
+        SENT_AT[subject] = time.monotonic()
+        print(f"→ mail to {mailbox}: {subject}", flush=True)
+        sim_state.send_mail(client_id, to=mailbox, sender=sender, subject=subject, summary=summary)
+        await asyncio.sleep(0.7)
+
+
+async def _wait_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+
+
+def _wecom_state(config: Config) -> WecomState | None:
+    wecom = next((s for s in config.sinks if isinstance(s, WecomSinkConfig)), None)
+    if wecom is None:
+        return None
+    state = WecomState(
+        corp_id=wecom.corp_id,
+        corp_secret=wecom.corp_secret.get_secret_value(),
+        agent_id=wecom.agent_id,
+    )
+    for mailbox, _, _, _ in MAILS:
+        state.add_member(mailbox.split("@")[0], email=mailbox)
+    return state
+
+
+async def _demo(config: Config, duration_s: float) -> None:
+    stop = asyncio.Event()
+    exmail_app = make_exmail_app(settings=SimSettings(hold_s=30))
+    wecom_state = _wecom_state(config)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(_site(exmail_app, _port(config.exmail.api_base)))
+        tasks: list[asyncio.Task[None]] = []
+        for sink in config.sinks:
+            if isinstance(sink, WebhookSinkConfig):
+                await stack.enter_async_context(_site(_receiver(sink), _port(sink.url)))
+            elif isinstance(sink, MqttSinkConfig):
+                tasks.append(asyncio.create_task(_mqtt_watch(sink), name="demo-mqtt"))
+            elif wecom_state is not None:
+                app = make_wecom_app(wecom_state)
+                await stack.enter_async_context(_site(app, _port(sink.api_base)))
+                tasks.append(asyncio.create_task(_wecom_watch(wecom_state), name="demo-wecom"))
+        bridge = asyncio.create_task(serve(config, stop), name="bridge")
+        await _wait_ready(config.bridge.public_url)
+        print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
+        await _inject(config, exmail_app[STATE])
+        await asyncio.sleep(0.5)
+        await _click_first_card()
+        print("\nall mails injected; Ctrl-C to stop", flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration_s or None)
+        stop.set()
+        await bridge
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    print("demo stopped", flush=True)
+
+
+def demo(config_path: str | None, duration_s: float = 0.0) -> int:
+    """Run the demo until Ctrl-C (or for `duration_s` seconds when > 0)."""
+    config = load_config(config_path)
+    logs.configure("warning", "console")
+    asyncio.run(_demo(config, duration_s))
+    return 0
