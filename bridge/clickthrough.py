@@ -30,7 +30,7 @@ from aiohttp import web
 
 from bridge.clickthrough_pages import Reason, forbidden, oauth_redirect, redirect, unavailable
 from bridge.config import BridgeSection, Config, TenantConfig, WecomSinkConfig
-from bridge.errors import BridgeError, UpstreamError, UpstreamUnavailable
+from bridge.errors import InvalidClickToken, UpstreamError, UpstreamUnavailable
 from bridge.events import Event
 from bridge.logs import get_logger
 from bridge.store.base import Store
@@ -59,14 +59,6 @@ class Claim:
     mailbox: str
     mail_id: str
     expires_at: int
-
-
-class InvalidClickToken(BridgeError):
-    """A click token was refused; `reason` is `malformed`, `forged` or `expired`."""
-
-    def __init__(self, reason: Literal["malformed", "forged", "expired"]) -> None:
-        self.reason = reason
-        super().__init__(f"click token {reason}")
 
 
 def _b64(raw: bytes) -> str:

@@ -11,6 +11,7 @@
     │       ├── UpstreamTimeout    connect timeout or a silent socket past its read timeout
     │       └── UpstreamProtocolError  undecodable or oversized body, connection reset
     ├── SinkError                  a delivery failed (``sink``, ``retryable``, ``retry_after_s``)
+    ├── InvalidClickToken          a click-through link was refused (``reason``): answer 403
     └── StoreError                 the outbox or version store failed (``backend``, ``op``)
         └── StoreFullError         the disk or memory behind the store is full
 
@@ -21,10 +22,13 @@ sqlite3, aiomqtt) are translated at one seam per dependency with ``raise ... fro
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "BridgeError",
     "ConfigError",
     "CredentialsError",
+    "InvalidClickToken",
     "RateLimited",
     "SinkError",
     "StoreError",
@@ -130,6 +134,14 @@ class SinkError(BridgeError):
         self.loud = loud
         kind = "retryable" if retryable else "permanent"
         super().__init__(f"sink {sink}: {reason} ({kind})")
+
+
+class InvalidClickToken(BridgeError):
+    """A click token was refused; `reason` is `malformed`, `forged` or `expired`."""
+
+    def __init__(self, reason: Literal["malformed", "forged", "expired"]) -> None:
+        self.reason = reason
+        super().__init__(f"click token {reason}")
 
 
 class StoreError(BridgeError):

@@ -1,0 +1,90 @@
+"""The CLI against a real simulator: `check --connect` and `dlq` argument errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from tests.plugins.sim import ExmailSimFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path: Path, sim_url: str, secret: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[bridge]
+store = "sqlite:///{tmp_path}/bridge.db"
+[exmail]
+token_url = "{sim_url}/cgi-bin/token"
+api_base = "{sim_url}"
+[[tenants]]
+name = "acme"
+client_id = "admin@acme.com"
+client_secret = "{secret}"
+[[tenants]]
+name = "beta"
+client_id = "admin@beta.com"
+client_secret = "beta-key"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_check_connect_reports_each_tenant(
+    exmail_sim_factory: ExmailSimFactory, tmp_path: Path
+) -> None:
+    """`check --connect` fetches a token per tenant, names the failing one, exits 1."""
+    sim = await exmail_sim_factory(
+        credentials={"admin@acme.com": "right-key", "admin@beta.com": "beta-key"}
+    )
+    code, out, err = await _cli("check", "--connect", "-c", str(_config(tmp_path, sim.url, "bad")))
+    assert code == 1, err
+    assert "tenant acme: FAILED" in out
+    assert "tenant beta: ok" in out
+    assert "right-key" not in out + err
+    assert "beta-key" not in out + err
+
+
+async def test_check_connect_all_ok(exmail_sim_factory: ExmailSimFactory, tmp_path: Path) -> None:
+    """With good credentials every tenant reports ok and the exit code is 0."""
+    sim = await exmail_sim_factory()
+    code, out, _ = await _cli("check", "--connect", "-c", str(_config(tmp_path, sim.url, "k")))
+    assert code == 0
+    assert "all tenants ok" in out
+
+
+async def test_dlq_unknown_sink(tmp_path: Path) -> None:
+    """`dlq list --sink NAME` with a sink that is not configured names it and exits 2."""
+    code, _, err = await _cli(
+        "dlq", "list", "--sink", "nope", "-c", str(_config(tmp_path, "http://127.0.0.1:9", "k"))
+    )
+    assert code == 2
+    assert "--sink: no sink named 'nope'" in err
+
+
+async def test_dlq_list_empty(tmp_path: Path) -> None:
+    """`dlq list` on a fresh store prints zero dead letters."""
+    code, out, err = await _cli(
+        "dlq", "list", "-c", str(_config(tmp_path, "http://127.0.0.1:9", "k"))
+    )
+    assert code == 0, err
+    assert "0 dead letter(s)" in out
