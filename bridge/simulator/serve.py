@@ -1,14 +1,111 @@
-"""`exmail-bridge simulate` (placeholder until the simulator lands)."""
+"""`exmail-bridge simulate`: serve the fake Exmail (and, if present, the fake WeCom)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import resource
+import signal
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bridge.errors import ConfigError
+from bridge.simulator.exmail import make_exmail_app, site_port, start_site
+from bridge.simulator.exmail_faults import FRAMINGS, SimSettings
+
+__all__ = ["add_arguments", "load_credentials", "serve_forever"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=12211, help="Exmail port (12211)")
+    parser.add_argument("--hold-s", type=float, default=30.0, help="listen hold in seconds")
+    parser.add_argument("--framing", choices=FRAMINGS, default="single", help="listen framing")
+    parser.add_argument(
+        "--tenants", type=Path, help="JSON or TOML file of client_id = client_secret"
+    )
+    parser.add_argument(
+        "--token-expires-in-s", type=int, default=7200, help="lifetime of issued tokens"
+    )
+    parser.add_argument(
+        "--wecom-port", type=int, default=12212, help="fake WeCom port (12212; 0 = off)"
+    )
+
+
+def load_credentials(path: Path) -> dict[str, str]:
+    """client_id -> client_secret from a JSON or TOML file (optionally under `tenants`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--tenants", f"cannot read {path}: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("tenants"), dict):
+        data = data["tenants"]
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ConfigError("--tenants", "must map each client_id to its client_secret")
+    return dict(data)
 
 
 def serve_forever(args: argparse.Namespace) -> int:
-    """Serve until interrupted."""
-    raise NotImplementedError
+    """Serve until SIGINT or SIGTERM."""
+    credentials = load_credentials(args.tenants) if args.tenants else None
+    _raise_fd_limit()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args, credentials))
+    return 0
+
+
+async def _serve(args: argparse.Namespace, credentials: dict[str, str] | None) -> None:
+    settings = SimSettings(
+        hold_s=args.hold_s, framing=args.framing, token_expires_in_s=args.token_expires_in_s
+    )
+    app = make_exmail_app(credentials=credentials, settings=settings)
+    runners = [await start_site(app, host=args.host, port=args.port)]
+    _announce("exmail", args.host, site_port(runners[0]))
+    wecom = _wecom_app() if args.wecom_port else None
+    if wecom is not None:
+        runners.append(await start_site(wecom, host=args.host, port=args.wecom_port))
+        _announce("wecom", args.host, site_port(runners[1]))
+    try:
+        await _until_signalled()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def _wecom_app() -> web.Application | None:
+    try:
+        module = importlib.import_module("bridge.simulator.wecom")
+    except ImportError:
+        return None
+    factory = getattr(module, "make_wecom_app", None)
+    return factory() if callable(factory) else None
+
+
+def _announce(name: str, host: str, port: int) -> None:
+    print(f"{name} simulator listening on http://{host}:{port}", flush=True)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _raise_fd_limit() -> None:
+    """Benchmarks hold 10,000 listens: lift the soft descriptor limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

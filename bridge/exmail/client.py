@@ -1,0 +1,248 @@
+"""The Exmail legacy OpenAPI client: tokens, the listen long poll, and the read calls.
+
+Every call takes the tenant it is for. On `1200 invalid_token` a call drops the token,
+fetches a new one and retries exactly once; a second `1200` raises TokenInvalidError.
+Errors are the bridge's own (bridge/errors.py); aiohttp's never leak out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import aiohttp
+
+from bridge import metrics
+from bridge.config import ExmailSection, TenantConfig
+from bridge.errors import TokenInvalidError, UpstreamError
+from bridge.exmail.decode import Garbage, StreamDecoder
+from bridge.exmail.pushes import Push, UnknownPush
+from bridge.exmail.seam import error_for_body, is_error_body, protocol_error, translated
+from bridge.exmail.session import listen_read_timeout_s
+from bridge.exmail.shapes import (
+    DirectoryDelta,
+    ShapeError,
+    UserInfo,
+    as_count,
+    auth_key_of,
+    delta_of,
+    push_of,
+    user_of,
+)
+from bridge.exmail.token import TokenCache
+from bridge.exmail.transport import Exchange, judge
+from bridge.logs import get_logger
+from bridge.ratelimit import RateLimiter
+
+__all__ = ["ExmailClient"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+_LISTEN_CHUNK_BYTES = 64 * 1024
+
+
+class ExmailClient:
+    """Talks to one Exmail deployment on behalf of many tenants, sharing one session."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        settings: ExmailSection,
+        rate: RateLimiter | None = None,
+    ) -> None:
+        self._settings = settings
+        self._rate = rate
+        self._api = settings.api_base.rstrip("/")
+        self._tokens = TokenCache(margin_s=settings.token_refresh_margin_s)
+        self._http = Exchange(
+            session=session,
+            connect_s=settings.connect_timeout_s,
+            max_body_bytes=settings.max_body_bytes,
+        )
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    async def fetch_token(self, tenant: TenantConfig) -> None:
+        """Fetch a fresh token now (raises CredentialsError for a bad credential)."""
+        self._tokens.invalidate(tenant.name)
+        await self._token(tenant)
+
+    async def _token(self, tenant: TenantConfig) -> str:
+        return await self._tokens.get(tenant.name, lambda: self._request_token(tenant))
+
+    async def _request_token(self, tenant: TenantConfig) -> tuple[str, float]:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": tenant.client_id,
+            "client_secret": tenant.client_secret.get_secret_value(),
+        }
+        try:
+            obj = await self._post("token", self._settings.token_url, form, {})
+            token, expires_in_s = _token_of(obj)
+        except UpstreamError:
+            metrics.token_refresh("exmail", ok=False)
+            log.warning("exmail_token_failed", tenant=tenant.name)
+            raise
+        metrics.token_refresh("exmail", ok=True)
+        return token, expires_in_s
+
+    # -- read calls -----------------------------------------------------------------------
+
+    async def user_list(self, tenant: TenantConfig, ver: str) -> DirectoryDelta:
+        """Directory changes after `ver` ("0" = everyone) and the new version."""
+        return await self._call(tenant, "user/list", {"Ver": ver}, delta_of)
+
+    async def newcount(self, tenant: TenantConfig, mailbox: str) -> int:
+        """The unread count of `mailbox`."""
+        return await self._call(tenant, "mail/newcount", {"alias": mailbox}, _count_of)
+
+    async def user_get(self, tenant: TenantConfig, mailbox: str) -> UserInfo:
+        """The directory entry of `mailbox`."""
+        return await self._call(tenant, "user/get", {"alias": mailbox}, user_of)
+
+    async def authkey(self, tenant: TenantConfig, mailbox: str) -> str:
+        """A one-time login key for `mailbox` (a secret: never log it)."""
+        return await self._call(tenant, "mail/authkey", {"alias": mailbox}, auth_key_of)
+
+    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str) -> str:
+        """The one-click login URL for `mailbox` with a key from `authkey()`."""
+        query = urlencode(
+            {
+                "fun": "bizopenssologin",
+                "method": "bizauth",
+                "agent": tenant.client_id,
+                "user": mailbox,
+                "ticket": auth_key,
+            }
+        )
+        return f"{self._settings.effective_login_url}?{query}"
+
+    async def _call(
+        self,
+        tenant: TenantConfig,
+        endpoint: str,
+        form: dict[str, str],
+        shape: Callable[[Any], T],
+    ) -> T:
+        obj = await self._with_token(tenant, lambda token: self._api_post(endpoint, form, token))
+        try:
+            return shape(obj)
+        except ShapeError as exc:
+            raise protocol_error(endpoint, "shape") from exc
+
+    async def _with_token(self, tenant: TenantConfig, call: Callable[[str], Awaitable[T]]) -> T:
+        token = await self._token(tenant)
+        try:
+            return await call(token)
+        except TokenInvalidError:
+            self._tokens.invalidate(tenant.name, token)
+        log.info("exmail_token_invalidated", tenant=tenant.name)
+        return await call(await self._token(tenant))
+
+    async def _api_post(self, endpoint: str, form: dict[str, str], token: str) -> Any:
+        url = f"{self._api}/openapi/{endpoint}"
+        return await self._post(endpoint, url, form, _bearer(token))
+
+    async def _post(
+        self, endpoint: str, url: str, form: dict[str, str], headers: dict[str, str]
+    ) -> Any:
+        await self._acquire()
+        return await self._http.post_json(
+            endpoint, url, form, headers=headers, read_s=self._settings.timeout_s
+        )
+
+    async def _acquire(self) -> None:
+        if self._rate is not None:
+            await self._rate.acquire()
+
+    # -- listen ---------------------------------------------------------------------------
+
+    async def listen(self, tenant: TenantConfig, ver: str) -> AsyncGenerator[Push, None]:
+        """One listen request: yield its pushes as they arrive, end when the answer ends.
+
+        Use with `contextlib.aclosing` when you may stop early, so the socket is released.
+        """
+        token = await self._token(tenant)
+        try:
+            first = True
+            async for push in self._listen_once(tenant, ver, token):
+                first = False
+                yield push
+            return
+        except TokenInvalidError:
+            if not first:
+                raise
+            self._tokens.invalidate(tenant.name, token)
+        log.info("exmail_token_invalidated", tenant=tenant.name)
+        async for push in self._listen_once(tenant, ver, await self._token(tenant)):
+            yield push
+
+    async def _listen_once(self, tenant: TenantConfig, ver: str, token: str) -> AsyncIterator[Push]:
+        read_s = listen_read_timeout_s(self._settings)
+        url = f"{self._api}/openapi/listen"
+        await self._acquire()
+        form = {"Ver": ver}
+        async with (
+            translated("listen"),
+            self._http.post("listen", url, form, _bearer(token), read_s) as resp,
+        ):
+            if resp.status != 200:
+                body = await self._http.read_capped("listen", resp)
+                judge("listen", resp.status, resp.headers.get("Retry-After"), body)
+            async for item in self._stream(resp, read_s):
+                push = self._push_of(tenant, item)
+                if push is not None:
+                    yield push
+
+    async def _stream(self, resp: aiohttp.ClientResponse, read_s: float) -> AsyncIterator[Any]:
+        decoder = StreamDecoder()
+        size = 0
+        while True:
+            async with asyncio.timeout(read_s + self._settings.connect_timeout_s):
+                chunk = await resp.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > self._settings.max_body_bytes:
+                raise protocol_error("listen", "oversized")
+            for item in decoder.feed(chunk):
+                yield item
+        for item in decoder.close():
+            yield item
+
+    def _push_of(self, tenant: TenantConfig, item: Any) -> Push | None:
+        if isinstance(item, Garbage):
+            metrics.push_decode_error("json")
+            log.warning("exmail_push_not_json", tenant=tenant.name, size=item.size)
+            return None
+        if is_error_body(item):
+            raise error_for_body("listen", item)
+        push = push_of(item)
+        if isinstance(push, UnknownPush):
+            metrics.push_decode_error("shape")
+            log.warning("exmail_push_unknown_shape", tenant=tenant.name, keys=list(push.keys))
+        return push
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _count_of(obj: Any) -> int:
+    if not isinstance(obj, dict) or "NewCount" not in obj:
+        raise ShapeError("mail/newcount answer without NewCount")
+    return as_count(obj["NewCount"])
+
+
+def _token_of(obj: Any) -> tuple[str, float]:
+    token = obj.get("access_token") if isinstance(obj, dict) else None
+    if not isinstance(token, str) or not token:
+        raise protocol_error("token", "shape")
+    try:
+        expires_in_s = float(obj.get("expires_in", 86400))
+    except (TypeError, ValueError):
+        expires_in_s = 86400.0
+    return token, max(expires_in_s, 1.0)

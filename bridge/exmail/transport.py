@@ -1,0 +1,110 @@
+"""Bounded HTTP exchanges with Exmail: one POST, a size-capped body, errors judged once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from bridge.exmail.decode import loads_lenient
+from bridge.exmail.seam import (
+    error_for_body,
+    error_for_status,
+    is_error_body,
+    protocol_error,
+    translated,
+)
+
+__all__ = ["Exchange", "judge"]
+
+_CHUNK_BYTES = 64 * 1024
+_NOT_JSON = object()
+
+
+class Exchange:
+    """POSTs form bodies with bounded time and size; aiohttp errors come out translated."""
+
+    def __init__(
+        self, *, session: aiohttp.ClientSession, connect_s: float, max_body_bytes: int
+    ) -> None:
+        self._session = session
+        self._connect_s = connect_s
+        self.max_body_bytes = max_body_bytes
+
+    async def post_json(
+        self,
+        endpoint: str,
+        url: str,
+        form: Mapping[str, str],
+        *,
+        headers: Mapping[str, str],
+        read_s: float,
+    ) -> Any:
+        """POST `form`, read at most `max_body_bytes`, and return the judged JSON value."""
+        async with translated(endpoint), self.post(endpoint, url, form, headers, read_s) as resp:
+            async with asyncio.timeout(read_s + self._connect_s):
+                body = await self.read_capped(endpoint, resp)
+            return judge(endpoint, resp.status, resp.headers.get("Retry-After"), body)
+
+    @asynccontextmanager
+    async def post(
+        self,
+        endpoint: str,
+        url: str,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        read_s: float,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """An open response to a POST; call inside `translated(endpoint)`."""
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_s, sock_connect=self._connect_s, sock_read=read_s
+        )
+        async with asyncio.timeout(self._connect_s + read_s):
+            resp = await self._session.post(
+                url, data=dict(form), headers=dict(headers), timeout=timeout
+            )
+        async with resp:
+            self.check_length(endpoint, resp)
+            yield resp
+
+    def check_length(self, endpoint: str, resp: aiohttp.ClientResponse) -> None:
+        """Refuse at once a body whose declared length is over the cap."""
+        if resp.content_length is not None and resp.content_length > self.max_body_bytes:
+            raise protocol_error(endpoint, "oversized")
+
+    async def read_capped(self, endpoint: str, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body, counting bytes as they arrive; over the cap is an error."""
+        parts: list[bytes] = []
+        size = 0
+        while chunk := await resp.content.read(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise protocol_error(endpoint, "oversized")
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def judge(endpoint: str, status: int, retry_after: str | None, body: bytes) -> Any:
+    """The JSON value of an answer, or the bridge error it stands for."""
+    obj = _loads(body)
+    if status == 429:  # its Retry-After matters more than whatever the body says
+        raise error_for_status(endpoint, status, retry_after)
+    if is_error_body(obj):
+        raise error_for_body(endpoint, obj)
+    if status != 200:
+        raise error_for_status(endpoint, status, retry_after)
+    if obj is _NOT_JSON or obj is None:
+        raise protocol_error(endpoint, "json")
+    return obj
+
+
+def _loads(body: bytes) -> Any:
+    if not body.strip():
+        return None
+    try:
+        return loads_lenient(body)
+    except ValueError:
+        return _NOT_JSON
