@@ -1,0 +1,115 @@
+"""The pool: rendezvous ownership, leases across replicas, start-up spread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bridge.config import TenantConfig
+from bridge.exmail.client import ExmailClient
+from bridge.exmail.session import make_session
+from bridge.listener import Listener
+from bridge.pool import Pool, rendezvous_owner
+from bridge.routing import Router
+from bridge.states import StateBoard
+from bridge.store.base import Store
+from tests.core.test_listener import until
+from tests.plugins.sim import ExmailSim
+from tests.plugins.store import StoreMaker
+
+TENANTS = [
+    TenantConfig.model_validate(
+        {"name": f"t{i}", "client_id": f"admin@t{i}.com", "client_secret": "k"}
+    )
+    for i in range(12)
+]
+
+
+def test_rendezvous_is_stable_and_spread() -> None:
+    """Each tenant has one owner; removing a replica moves only that replica's tenants."""
+    names = [f"tenant{i}" for i in range(300)]
+    three = {n: rendezvous_owner(n, ["a", "b", "c"]) for n in names}
+    assert set(three.values()) == {"a", "b", "c"}
+    assert min(list(three.values()).count(o) for o in "abc") > 50
+    two = {n: rendezvous_owner(n, ["a", "b"]) for n in names}
+    assert all(two[n] == three[n] for n in names if three[n] != "c")
+    assert rendezvous_owner("x", []) is None
+
+
+@asynccontextmanager
+async def replica(
+    sim: ExmailSim, store: Store, owner: str, *, lease_ttl_s: float = 1.5
+) -> AsyncIterator[tuple[Pool, StateBoard]]:
+    """One replica's pool over all TENANTS, running until the block ends."""
+    settings = sim.exmail_settings()
+    board = StateBoard()
+    async with make_session(settings, max_connections=32) as session:
+        client = ExmailClient(session=session, settings=settings)
+
+        def make(tenant: TenantConfig) -> Listener:
+            return Listener(
+                tenant=tenant,
+                upstream=client,
+                store=store,
+                router=Router(routes=[], sinks=["s"]),
+                settings=settings,
+                board=board,
+            )
+
+        pool = Pool(
+            tenants=TENANTS,
+            make_listener=make,
+            store=store,
+            board=board,
+            instance_id=owner,
+            startup_window_s=0.2,
+            lease_ttl_s=lease_ttl_s,
+        )
+        task = asyncio.create_task(pool.run(), name=f"pool[{owner}]")
+        try:
+            yield pool, board
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await pool.stop()
+
+
+async def test_single_replica_runs_every_tenant(exmail_sim: ExmailSim, store: Store) -> None:
+    """Alone (either store), a replica owns and listens for every tenant."""
+    async with replica(exmail_sim, store, "solo") as (pool, board):
+        await until(_all_listening(board, len(TENANTS)))
+        assert set(pool.listeners) == {t.name for t in TENANTS}
+    assert pool.listeners == {}
+
+
+def _all_listening(board: StateBoard, n: int):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return board.count("connected") + board.count("connecting") == n
+
+    return check
+
+
+async def test_two_replicas_split_and_take_over(
+    exmail_sim: ExmailSim, redis_store_maker: StoreMaker
+) -> None:
+    """Two replicas on Redis never listen for the same tenant; one dies, the other takes all."""
+    async with (
+        redis_store_maker.open() as store_a,
+        redis_store_maker.open() as store_b,
+        replica(exmail_sim, store_b, "b") as (pool_b, _),
+    ):
+        async with replica(exmail_sim, store_a, "a") as (pool_a, _):
+
+            async def split() -> bool:
+                a, b = set(pool_a.listeners), set(pool_b.listeners)
+                return bool(a) and bool(b) and not a & b and len(a | b) == len(TENANTS)
+
+            await until(split)
+            # Replica a goes away; its heartbeat is expired at once so b need not wait.
+            await store_a.heartbeat("a", 0.001)
+        await until(lambda: _owns_all(pool_b))
+
+
+async def _owns_all(pool: Pool) -> bool:
+    return len(pool.listeners) == len(TENANTS)
