@@ -36,12 +36,33 @@ def wait_port(port: int, timeout_s: float = 10.0) -> None:
 
 
 @dataclass
-class RedisServer:
-    """A private redis-server; `restart()` stops and starts it on the same port."""
+class _Server:
+    """A private server process on `port`; `restart()` stops and starts it on that port."""
 
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def restart(self) -> None:
+        """Stop then start again on the same port."""
+        self.stop()
+        self.start()
+
+
+@dataclass
+class RedisServer(_Server):
+    """A private redis-server (AOF on, so a restart keeps data)."""
 
     @property
     def url(self) -> str:
@@ -74,26 +95,10 @@ class RedisServer:
         )
         wait_port(self.port)
 
-    def stop(self) -> None:
-        """Stop the server."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def restart(self) -> None:
-        """Stop then start again on the same port."""
-        self.stop()
-        self.start()
-
 
 @dataclass
-class MosquittoServer:
-    """A private mosquitto broker; `restart()` stops and starts it on the same port."""
-
-    port: int
-    workdir: Path
-    proc: subprocess.Popen[bytes] | None = None
+class MosquittoServer(_Server):
+    """A private mosquitto broker (persistence on, so retained messages survive a restart)."""
 
     @property
     def url(self) -> str:
@@ -114,18 +119,6 @@ class MosquittoServer:
             [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_port(self.port)
-
-    def stop(self) -> None:
-        """Stop the broker."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def restart(self) -> None:
-        """Stop then start again on the same port."""
-        self.stop()
-        self.start()
 
 
 @pytest.fixture(scope="session")
