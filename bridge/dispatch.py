@@ -135,8 +135,8 @@ class Dispatcher:
             await self._failed(item, exc, time.monotonic() - started)
             return False
         except TimeoutError:
-            exc = SinkError(self.name, "send timed out", retryable=True)
-            await self._failed(item, exc, time.monotonic() - started)
+            timeout = SinkError(self.name, "send timed out", retryable=True)
+            await self._failed(item, timeout, time.monotonic() - started)
             return False
         await self._succeeded(item, time.monotonic() - started)
         return True

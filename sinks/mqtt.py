@@ -68,6 +68,7 @@ class MqttSink:
         self._v5 = config.protocol != "3.1.1"
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
+        self._connected_once = False  # set by a session that connected; resets the backoff
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -144,7 +145,9 @@ class MqttSink:
                 log.warning("mqtt_disconnected", sink=self.name, error=str(exc))
             except Exception:  # keep the sink alive whatever a bug or library throws
                 log.exception("mqtt_session_crashed", sink=self.name)
-            attempt += 1
+            # A session that got connected starts the ladder again: each blip is a first one.
+            attempt = 1 if self._connected_once else attempt + 1
+            self._connected_once = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._delay_s(attempt)):
                     await self._stop.wait()
@@ -157,6 +160,7 @@ class MqttSink:
             )
             self._client = client
             self._ready.set()
+            self._connected_once = True
             log.info("mqtt_connected", sink=self.name, v5=self._v5)
             try:
                 await self._hold(client)

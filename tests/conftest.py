@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.plugins.sim",
     "tests.plugins.wecom",
     "tests.plugins.store",
+    "tests.plugins.e2e",
 ]

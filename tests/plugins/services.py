@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -112,7 +113,8 @@ class MosquittoServer(_Server):
             pytest.fail("mosquitto is not installed (apt-get install mosquitto)")
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            # `user`: as root, mosquitto would drop to its own user and fail to save state.
+            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.workdir}/\n"
         )
         self.proc = subprocess.Popen(
