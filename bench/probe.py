@@ -1,0 +1,54 @@
+"""Small synchronous probes the bench drivers poll: the simulator's counters, HTTP health."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["get_json", "http_ok", "sim_connected", "wait_for", "wait_for_line"]
+
+
+def get_json(port: int, path: str, timeout_s: float = 5.0) -> Any:
+    """GET http://127.0.0.1:`port``path` and decode its JSON body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def http_ok(port: int, path: str) -> bool:
+    """Whether GET answers 200 right now."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def sim_connected(port: int) -> int:
+    """How many listens the bench simulator is holding right now."""
+    return int(get_json(port, "/_bench/connected")["connected"])
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, every_s: float = 0.1) -> bool:
+    """Poll `check` until it holds (True) or `timeout_s` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(every_s)
+    return check()
+
+
+def wait_for_line(log: Path, text: str, timeout_s: float) -> bool:
+    """Wait until `text` appears in the file `log`."""
+    return wait_for(lambda: log.exists() and text in log.read_text(errors="replace"), timeout_s)
