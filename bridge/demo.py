@@ -84,18 +84,20 @@ def _receiver(sink: WebhookSinkConfig) -> web.Application:
     return app
 
 
-async def _mqtt_watch(sink: MqttSinkConfig) -> None:
+async def _mqtt_watch(sink: MqttSinkConfig, ready: asyncio.Event) -> None:
     parts = urlsplit(sink.url)
     try:
         async with aiomqtt.Client(parts.hostname or "127.0.0.1", parts.port or 1883) as client:
             await client.subscribe(sink.topic.format(tenant="+", mailbox="+"), qos=1)
             print(f"  (MQTT subscriber on {parts.netloc})", flush=True)
+            ready.set()
             async for message in client.messages:
                 doc = orjson.loads(bytes(message.payload))
                 mailbox = unquote(str(message.topic).split("/")[-2])
                 _say("mqtt", mailbox, doc["data"].get("subject", ""))
     except aiomqtt.MqttError:
         print(f"  (no MQTT broker on {parts.netloc}: MQTT deliveries stay in the outbox)")
+        ready.set()
 
 
 async def _wecom_watch(state: WecomState) -> None:
@@ -168,17 +170,21 @@ async def _demo(config: Config, duration_s: float) -> None:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(_site(exmail_app, _port(config.exmail.api_base)))
         tasks: list[asyncio.Task[None]] = []
+        watching = asyncio.Event()
+        watching.set()
         for sink in config.sinks:
             if isinstance(sink, WebhookSinkConfig):
                 await stack.enter_async_context(_site(_receiver(sink), _port(sink.url)))
             elif isinstance(sink, MqttSinkConfig):
-                tasks.append(asyncio.create_task(_mqtt_watch(sink), name="demo-mqtt"))
+                watching.clear()
+                tasks.append(asyncio.create_task(_mqtt_watch(sink, watching), name="demo-mqtt"))
             elif wecom_state is not None:
                 app = make_wecom_app(wecom_state)
                 await stack.enter_async_context(_site(app, _port(sink.api_base)))
                 tasks.append(asyncio.create_task(_wecom_watch(wecom_state), name="demo-wecom"))
         bridge = asyncio.create_task(serve(config, stop), name="bridge")
         await _wait_ready(config.bridge.public_url)
+        await asyncio.wait_for(watching.wait(), 15)
         print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
         await _inject(config, exmail_app[STATE])
         await asyncio.sleep(0.5)

@@ -1,0 +1,57 @@
+"""`exmail-bridge demo` end to end, on free ports, and the upstream rate cap."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bridge.ratelimit import RateLimiter
+from tests.plugins.services import MosquittoServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _demo_config(tmp_path: Path, broker: str) -> Path:
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    ports = {p: free_port() for p in ("12211", "12212", "9480", "9464")}
+    for old, new in ports.items():
+        text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+    text = text.replace("mqtt://127.0.0.1:1883", broker)
+    text = text.replace("sqlite:///./data/bridge.db", f"sqlite:///{tmp_path}/bridge.db")
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
+    """The demo delivers every mail to the webhook, MQTT and WeCom, and clicks a card."""
+    config = _demo_config(tmp_path, mosquitto_server.url)
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for sink in ("webhook", "mqtt", "wecom"):
+        assert sum(line.strip().startswith(sink) for line in lines) == 5, (sink, done.stdout)
+    assert "季度报表已上传" in done.stdout
+    assert "logged in as bob@acme.com" in done.stdout
+    assert "BAD SIGNATURE" not in done.stdout
+    assert "demo stopped" in done.stdout
+    assert "demo-key" not in done.stdout + done.stderr
+
+
+async def test_rate_limiter_caps_the_rate() -> None:
+    """Past its burst the limiter lets requests through at no more than its rate."""
+    limiter = RateLimiter(rate_per_s=20, burst=2)
+    started = time.monotonic()
+    await asyncio.gather(*(limiter.acquire() for _ in range(8)))
+    # 2 go at once, the other 6 wait 1/20 s each.
+    assert time.monotonic() - started >= 6 / 20 * 0.9
