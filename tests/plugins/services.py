@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 __all__ = ["MosquittoServer", "RedisServer", "free_port"]
 
@@ -34,6 +35,23 @@ def wait_port(port: int, timeout_s: float = 10.0) -> None:
         except OSError:
             time.sleep(0.02)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
+
+
+def _wait_redis_loaded(port: int, timeout_s: float = 10.0) -> None:
+    """Block until Redis answers PING: after a restart it refuses commands while loading."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+    finally:
+        client.close()
 
 
 @dataclass
@@ -95,6 +113,7 @@ class RedisServer(_Server):
             stderr=subprocess.DEVNULL,
         )
         wait_port(self.port)
+        _wait_redis_loaded(self.port)
 
 
 @dataclass
