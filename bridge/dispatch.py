@@ -26,6 +26,7 @@ __all__ = ["Dispatcher", "next_try_delay_s"]
 
 log = get_logger(__name__)
 IDLE_WAIT_S = 1.0
+SLOT_POLL_S = 0.05
 
 
 def next_try_delay_s(
@@ -73,11 +74,18 @@ class Dispatcher:
         return self.sink.name
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from `run()`."""
+        """Finish the deliveries in hand, then return from `run()`."""
         self._stopping.set()
 
     async def run(self) -> None:
         """Claim and deliver until `stop()`; store errors are logged and retried."""
+        if self._ordered or isinstance(self.sink, BatchSink):
+            await self._run_batches()
+        else:
+            await self._run_slots()
+
+    async def _run_batches(self) -> None:
+        # Ordered and batch sinks need to see a claim as a whole: deliver it, then claim again.
         while not self._stopping.is_set():
             try:
                 batch = await self._store.claim(
@@ -90,6 +98,45 @@ class Dispatcher:
             except StoreError as exc:
                 log.error("dispatch_store_failed", sink=self.name, error=str(exc))
                 await self._pause(1.0)
+
+    async def _run_slots(self) -> None:
+        """Keep up to `concurrency` sends in flight, refilling each slot as soon as it frees,
+        so one slow receiver answer does not hold back the deliveries claimed with it."""
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._refill(inflight)
+                except StoreError as exc:
+                    log.error("dispatch_store_failed", sink=self.name, error=str(exc))
+                    await self._pause(1.0)
+        finally:
+            if inflight:
+                await asyncio.wait(inflight)
+
+    async def _refill(self, inflight: set[asyncio.Task[None]]) -> None:
+        room = self._concurrency - len(inflight)
+        batch = (
+            await self._store.claim(self.name, limit=room, lease_s=self._lease_s) if room else []
+        )
+        for item in batch:
+            task = asyncio.create_task(self._send_guarded(item), name=f"deliver[{self.name}]")
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        if len(inflight) >= self._concurrency:
+            await asyncio.wait(inflight, timeout=IDLE_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+        elif inflight and not batch:
+            # Poll for new work while sends are in flight (a blocking store wait cannot be
+            # interrupted cleanly when a slot frees).
+            await asyncio.wait(inflight, timeout=SLOT_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+        elif not inflight:
+            await self._idle()
+
+    async def _send_guarded(self, item: Delivery) -> None:
+        try:
+            await self._deliver_one(item)
+        except StoreError as exc:  # the claim lease runs out and the delivery comes back
+            log.error("dispatch_store_failed", sink=self.name, error=str(exc))
 
     async def _idle(self) -> None:
         # Bounded wait: `stop()` is noticed within IDLE_WAIT_S.

@@ -29,10 +29,16 @@ class Receiver:
     plan: Callable[[str, int], tuple[int, dict[str, str]]]
     got: list[tuple[str, str, float]] = field(default_factory=list)  # (id, mailbox, time)
     tries: dict[str, int] = field(default_factory=dict)
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)  # mailbox -> answer when set
+    waiting: int = 0  # requests that reached a gate
 
     async def handle(self, request: web.Request) -> web.Response:
         """Record the delivery and answer as planned."""
         doc = orjson.loads(await request.read())
+        gate = self.gates.get(doc["subject"])
+        if gate is not None:
+            self.waiting += 1
+            await gate.wait()
         attempt = self.tries.get(doc["id"], 0)
         self.tries[doc["id"]] = attempt + 1
         status, headers = self.plan(doc["subject"], attempt)
@@ -43,7 +49,12 @@ class Receiver:
 
 @asynccontextmanager
 async def dispatching(
-    store: Store, receiver: Receiver, *, retry_s: list[float], ordered: bool = False
+    store: Store,
+    receiver: Receiver,
+    *,
+    retry_s: list[float],
+    ordered: bool = False,
+    timeout_s: float = 2,
 ) -> AsyncIterator[Dispatcher]:
     """A receiver on a free port and a running dispatcher delivering to it."""
     app = web.Application()
@@ -57,13 +68,13 @@ async def dispatching(
             "secret": "whsec_dGVzdC1zZWNyZXQ=",
             "retry_s": retry_s,
             "ordered": ordered,
-            "timeout_s": 2,
+            "timeout_s": timeout_s,
         }
     )
     sink = WebhookSink(config=config)
     await sink.start()
     dispatcher = Dispatcher(
-        sink=sink, store=store, retry_s=retry_s, concurrency=8, timeout_s=2, ordered=ordered
+        sink=sink, store=store, retry_s=retry_s, concurrency=8, timeout_s=timeout_s, ordered=ordered
     )
     task = asyncio.create_task(dispatcher.run(), name="dispatch[test]")
     try:
@@ -194,3 +205,21 @@ async def test_ordered_sink_keeps_mailbox_order(store: Store) -> None:
         await until(lambda: _count(receiver, 3))
     bob = [i for i, mailbox, _ in receiver.got if mailbox == "bob@acme.com"]
     assert bob == ids[:2]
+
+
+async def test_slow_delivery_does_not_hold_back_others(store: Store) -> None:
+    """While one send hangs, later deliveries take the free slots and arrive."""
+    receiver = always(204)
+    gate = receiver.gates["slow@acme.com"] = asyncio.Event()
+    async with dispatching(store, receiver, retry_s=[0, 0.1], timeout_s=60):
+        await commit_mails(store, "slow@acme.com")
+        await until(lambda: _held(receiver))
+        await commit_mails(store, "a@acme.com", "b@acme.com", "c@acme.com")
+        await until(lambda: _count(receiver, 3))
+        assert all(mailbox != "slow@acme.com" for _, mailbox, _ in receiver.got)
+        gate.set()
+        await until(lambda: _count(receiver, 4))
+
+
+async def _held(receiver: Receiver) -> bool:
+    return receiver.waiting >= 1
