@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bridge import logs, metrics
 from bridge.clickthrough import ClickThrough
-from bridge.config import Config
+from bridge.config import Config, TenantConfig
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
@@ -123,7 +123,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             )
         clicks.bind_sinks(dispatchers)
 
-        def make_listener(tenant):  # type: ignore[no-untyped-def]
+        def make_listener(tenant: TenantConfig) -> Listener:
             return Listener(
                 tenant=tenant,
                 upstream=client,

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from bridge import __version__
 from bridge.config import Config, load_config
@@ -74,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exmail-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_config(name: str, helptext: str, fn: Callable[[argparse.Namespace], int]) -> Any:
+    def with_config(
+        name: str, helptext: str, fn: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("-c", "--config", help="config file (default $EXMAIL_BRIDGE_CONFIG)")
         cmd.set_defaults(fn=fn)

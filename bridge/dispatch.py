@@ -150,9 +150,10 @@ class Dispatcher:
         if isinstance(self.sink, BatchSink):
             await self._deliver_batch(self.sink, batch)
             return
+        # Only ordered sinks get here: mailboxes run side by side, each one in order.
         groups: dict[str, list[Delivery]] = defaultdict(list)
-        for i, item in enumerate(batch):
-            groups[item.event.mailbox if self._ordered else str(i)].append(item)
+        for item in batch:
+            groups[item.event.mailbox].append(item)
         async with asyncio.TaskGroup() as tg:
             for key, group in groups.items():
                 tg.create_task(self._deliver_in_order(group), name=f"deliver[{self.name}:{key}]")
@@ -160,10 +161,10 @@ class Dispatcher:
     async def _deliver_in_order(self, group: list[Delivery]) -> None:
         for i, item in enumerate(group):
             blocked_until = self._blocked.get(item.event.mailbox, 0.0)
-            if self._ordered and blocked_until > time.time():
+            if blocked_until > time.time():
                 await self._hold(group[i:], blocked_until)
                 return
-            if not await self._deliver_one(item) and self._ordered:
+            if not await self._deliver_one(item):
                 # Later mails of the same mailbox wait behind the one that failed.
                 await self._hold(group[i + 1 :], self._blocked.get(item.event.mailbox, 0.0))
                 return

@@ -168,7 +168,7 @@ def store_counts(sink: str, backlog: int, dead: int) -> None:
     DEAD_LETTERS.labels(sink).set(dead)
 
 
-def set_states(gauge: Gauge, counts: dict[str, int]) -> None:
+def _set_states(gauge: Gauge, counts: dict[str, int]) -> None:
     """Set a by-state gauge from a full map of state → count."""
     for state, value in counts.items():
         gauge.labels(state).set(value)
@@ -176,9 +176,9 @@ def set_states(gauge: Gauge, counts: dict[str, int]) -> None:
 
 def listen_states(counts: dict[str, int]) -> None:
     """Listen connections by state."""
-    set_states(LISTEN_CONNECTIONS, counts)
+    _set_states(LISTEN_CONNECTIONS, counts)
 
 
 def tenant_states(counts: dict[str, int]) -> None:
     """Tenants by state."""
-    set_states(TENANTS, counts)
+    _set_states(TENANTS, counts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from bridge.config import TenantConfig
@@ -83,7 +83,7 @@ async def test_single_replica_runs_every_tenant(exmail_sim: ExmailSim, store: St
     assert pool.listeners == {}
 
 
-def _all_listening(board: StateBoard, n: int):  # type: ignore[no-untyped-def]
+def _all_listening(board: StateBoard, n: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return board.count("connected") + board.count("connecting") == n
 
