@@ -10,7 +10,6 @@ read; if the store fails, the same commit is retried (with backoff) until it suc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
@@ -20,7 +19,6 @@ from bridge.backoffs import Backoff
 from bridge.config import ExmailSection, TenantConfig
 from bridge.errors import (
     CredentialsError,
-    StoreError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRejected,
@@ -30,8 +28,9 @@ from bridge.events import Event
 from bridge.exmail.pushes import Heartbeat, MailPush, Push, UnknownPush, UnreadPush, VersionPush
 from bridge.logs import get_logger
 from bridge.routing import Router
+from bridge.sources.commit import Committer
 from bridge.states import StateBoard
-from bridge.store.base import CommitResult, Routed, Store
+from bridge.store.base import Store
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
@@ -95,7 +94,13 @@ class Listener:
         self._unread: dict[str, int] = {}
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
-        self._pending: asyncio.Future[CommitResult] | None = None
+        self._committer = Committer(
+            tenant=tenant.name,
+            store=store,
+            router=router,
+            backoff_base_s=settings.backoff_base_s,
+            sleep=sleep,
+        )
 
     @property
     def name(self) -> str:
@@ -107,7 +112,7 @@ class Listener:
         self._board.set(self.name, "starting")
         try:
             await self._sleep(start_delay_s)
-            self._ver = await self._retrying(lambda: self._store.get_version(self.name))
+            self._ver = await self._committer.retrying(lambda: self._store.get_version(self.name))
             while True:
                 await self._round()
         finally:
@@ -225,41 +230,13 @@ class Listener:
         self._gap = False
 
     async def _commit(self, batch: list[Event], new_ver: str | None = None) -> None:
-        routed = self._router.route(batch)
-        # Shielded: a shutdown that cancels the listener never cuts a commit in half.
-        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver))
+        await self._committer.commit(batch, new_ver)
         if new_ver is not None:
             self._ver = new_ver
-        if result.emitted == len(batch):
-            for event in batch:
-                metrics.events_committed(event.type)
-        elif result.emitted:  # a partly duplicate batch: reconcile batches share one type
-            metrics.events_committed(batch[0].type, result.emitted)
-        if result.duplicates:
-            metrics.events_deduplicated(result.duplicates)
-            log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
-
-    async def _shielded_commit(self, routed: list[Routed], new_ver: str | None) -> CommitResult:
-        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver))
-        self._pending = pending
-        return await asyncio.shield(pending)
 
     async def drain(self) -> None:
         """Wait for a commit that a cancellation left running (shutdown calls this)."""
-        if self._pending is not None and not self._pending.done():
-            with contextlib.suppress(Exception):
-                await self._pending
-
-    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run a store operation until it succeeds: a full disk must not lose a push."""
-        store_backoff = Backoff(base_s=self._settings.backoff_base_s, cap_s=30.0)
-        while True:
-            try:
-                return await op()
-            except StoreError as exc:
-                delay = store_backoff.next_delay_s()
-                log.error("store_failed", tenant=self.name, error=str(exc), retry_in_s=delay)
-                await self._sleep(delay)
+        await self._committer.drain()
 
     async def _back_off(self, exc: UpstreamError) -> None:
         reason = _reason(exc)
