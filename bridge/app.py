@@ -22,7 +22,6 @@ from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
-from bridge.http import Health, make_http_app
 from bridge.listener import Listener
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
@@ -30,6 +29,7 @@ from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.web.ops import Health, make_http_app
 from sinks import build_sink
 
 __all__ = ["Runtime", "run", "serve"]

@@ -1,4 +1,4 @@
-"""The bridge's one HTTP server: /metrics, /healthz, /readyz and the click-through."""
+"""The ops HTTP app: /metrics, /healthz, /readyz and the click-through."""
 
 from __future__ import annotations
 
