@@ -74,6 +74,11 @@ class Keys:
         every heartbeat. No TTL."""
         return f"{self.prefix}replicas"
 
+    def mark(self, key: str) -> str:
+        """STRING "1": a short-lived mark (a callback's signature+nonce). TTL = the mark's
+        TTL (SET NX PX)."""
+        return f"{self.prefix}mark:{key}"
+
     def secret(self, name: str) -> str:
         """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""
         return f"{self.prefix}secret:{name}"
