@@ -19,6 +19,7 @@ from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
+from bridge.exmail_api.callback import CallbackReceiver
 from bridge.exmail_api.client import ApiClient
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
@@ -132,8 +133,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         runtime = Runtime(
             config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
         )
+        callbacks = CallbackReceiver(
+            tenants=config.tenants, store=store, committer_for=deps.committer
+        )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks]
+            config.bridge, health=health, ready=runtime.problems, faces=[clicks, callbacks]
         )
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)
