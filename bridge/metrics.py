@@ -109,7 +109,7 @@ TENANTS = Gauge(
 )
 CALLBACKS = Counter(
     _P + "callbacks_total",
-    "Exmail callbacks answered 200, by outcome (committed, duplicate, ignored, unknown_type).",
+    "Exmail callbacks answered 200, by outcome (committed, ignored, unknown_type).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -198,7 +198,7 @@ def tenant_states(counts: dict[str, int]) -> None:
 
 
 def callback_handled(outcome: str) -> None:
-    """A callback was answered 200 (`committed`, `duplicate`, `ignored`, `unknown_type`)."""
+    """A callback was answered 200 (`committed`, `ignored`, `unknown_type`)."""
     CALLBACKS.labels(outcome).inc()
 
 

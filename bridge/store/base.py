@@ -127,8 +127,9 @@ class Store(Protocol):
     async def live_owners(self) -> list[str]:
         """Replicas whose heartbeat has not expired, sorted (for rendezvous hashing)."""
 
-    async def is_marked(self, key: str) -> bool:
-        """Whether `key` was marked and its mark has not expired (seen callbacks, ...)."""
+    async def marked(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` that carry an unexpired mark (seen callbacks, ...)."""
 
-    async def mark(self, key: str, ttl_s: float) -> bool:
-        """Mark `key` for `ttl_s` seconds; True when it was not marked already (atomic)."""
+    async def mark(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Mark each key for `ttl_s` seconds; return those that were not marked already
+        (each key's check-and-set is atomic)."""

@@ -294,11 +294,19 @@ class RedisStore:
         raw = await self._run("live_owners", self._redis.zrangebyscore(key, now_ms, "+inf"))
         return sorted(r.decode() for r in raw)
 
-    async def is_marked(self, key: str) -> bool:
-        """Whether `key` carries an unexpired mark."""
-        return bool(await self._run("is_marked", self._redis.exists(self._keys.mark(key))))
+    async def marked(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` that carry an unexpired mark (one MGET)."""
+        if not keys:
+            return set()
+        values = await self._run("marked", self._redis.mget([self._keys.mark(k) for k in keys]))
+        return {key for key, value in zip(keys, values, strict=True) if value is not None}
 
-    async def mark(self, key: str, ttl_s: float) -> bool:
-        """Mark `key` for `ttl_s` seconds (SET NX PX); True when it was not marked already."""
-        call = self._redis.set(self._keys.mark(key), b"1", nx=True, px=max(ms(ttl_s), 1))
-        return bool(await self._run("mark", call))
+    async def mark(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Mark each key (SET NX PX, one pipeline); those that were not marked already."""
+        if not keys:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(self._keys.mark(key), b"1", nx=True, px=max(ms(ttl_s), 1))
+        done = await self._run("mark", pipe.execute())
+        return {key for key, ok in zip(keys, done, strict=True) if ok}

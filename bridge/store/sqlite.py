@@ -208,13 +208,13 @@ class SqliteStore:
         now = time.monotonic()
         return sorted(o for o, until in self._replicas.items() if until > now)
 
-    async def is_marked(self, key: str) -> bool:
-        """Whether `key` carries an unexpired mark."""
-        return await self._call("is_marked", ops.is_marked, self._db, key, time.time())
+    async def marked(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` that carry an unexpired mark."""
+        return await self._call("marked", ops.marked, self._db, list(keys), time.time())
 
-    async def mark(self, key: str, ttl_s: float) -> bool:
-        """Mark `key` for `ttl_s` seconds; True when it was not marked already."""
-        return await self._call("mark", ops.mark, self._db, key, time.time(), ttl_s)
+    async def mark(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Mark each key for `ttl_s` seconds; those that were not marked already."""
+        return await self._call("mark", ops.mark, self._db, list(keys), time.time(), ttl_s)
 
 
 def _split_ref(ref: str) -> tuple[int, int]:
