@@ -26,6 +26,7 @@ from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
 from bridge.routing import Router
 from bridge.sources import SourceDeps, build_source
+from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
@@ -82,6 +83,7 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until `stop` is set (or SIGTERM/SIGINT)."""
+    check_sources(config.tenants)
     stop = stop or asyncio.Event()
     _install_signals(stop)
     async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
