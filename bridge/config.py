@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config_env import with_env_defaults
 from bridge.errors import ConfigError
 
 __all__ = [
@@ -343,12 +344,17 @@ def _reason(err: Mapping[str, Any]) -> str:
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate an already-parsed TOML table; raise ConfigError naming the first bad key."""
-    resolved = _resolve_table(dict(data), "", os.environ if env is None else env)
+    env = os.environ if env is None else env
+    filled, from_env = with_env_defaults(data, env)
+    resolved = _resolve_table(filled, "", env)
     try:
         return Config.model_validate(resolved)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(_loc(tuple(first["loc"])), _reason(first)) from None
+        key = _loc(tuple(first["loc"]))
+        if var := from_env.get(key):
+            key = f"{key} (from ${var})"
+        raise ConfigError(key, _reason(first)) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
