@@ -1,8 +1,9 @@
 """`[bridge]` defaults taken from the environment when the config file leaves a key unset.
 
-The container image sets `EXMAIL_BRIDGE_HTTP_LISTEN=0.0.0.0:9464`: inside a container the
-bridge must listen on every interface for a published port to reach it, while the same
-config file run on a host keeps the safe loopback default. A key the file sets always wins.
+The container image sets `EXMAIL_BRIDGE_HTTP_LISTEN=0.0.0.0:9464` and
+`EXMAIL_BRIDGE_PUBLIC_LISTEN=0.0.0.0:8080`: inside a container the bridge must listen on
+every interface for a published port to reach it, while the same config file run on a host
+keeps the safe loopback default. A key the file sets always wins.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any
 __all__ = ["ENV_DEFAULTS", "with_env_defaults"]
 
 # `[bridge]` key -> the environment variable that supplies its default.
-ENV_DEFAULTS: Mapping[str, str] = {"http_listen": "EXMAIL_BRIDGE_HTTP_LISTEN"}
+ENV_DEFAULTS: Mapping[str, str] = {
+    "http_listen": "EXMAIL_BRIDGE_HTTP_LISTEN",
+    "public_listen": "EXMAIL_BRIDGE_PUBLIC_LISTEN",
+}
 
 
 def with_env_defaults(

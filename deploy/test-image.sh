@@ -199,11 +199,12 @@ TOML
 # host) and publishes every port; the bridge joins it, so it reaches the simulator on
 # 127.0.0.1 while its own ports are published through the simulator's.
 start_containers() {
-    OPS_PORT=$(free_port) SIM_PORT=$(free_port)
+    OPS_PORT=$(free_port) PUBLIC_PORT=$(free_port) SIM_PORT=$(free_port)
     VOLUME=$(podman volume create) && STARTED+=("vol:$VOLUME")
     SIM=$(run_detached --no-healthcheck \
         --network slirp4netns:allow_host_loopback=true \
-        -p "127.0.0.1:$OPS_PORT:9464" -p "127.0.0.1:$SIM_PORT:12211" \
+        -p "127.0.0.1:$OPS_PORT:9464" -p "127.0.0.1:$PUBLIC_PORT:8080" \
+        -p "127.0.0.1:$SIM_PORT:12211" \
         "$IMAGE" simulate --host 0.0.0.0 --port 12211 --wecom-port 0 --hold-s 5)
     BRIDGE=$(run_detached --network "container:$SIM" --read-only -v "$VOLUME:/data" \
         -v "$WORK/config.toml:/etc/exmail-bridge/config.toml:ro" \
@@ -219,13 +220,17 @@ check_version() {
 }
 
 ops_is() { [ "$(status "http://127.0.0.1:$OPS_PORT$1")" = "$2" ]; }
+public_is() { [ "$(status "http://127.0.0.1:$PUBLIC_PORT$1")" = "$2" ]; }
 
 check_endpoints() {
     wait_for "/healthz to answer 200" 60 ops_is /healthz 200
     wait_for "/readyz to answer 200" 60 ops_is /readyz 200
     curl -sf -m 5 "http://127.0.0.1:$OPS_PORT/metrics" | grep -q '^exmail_bridge_build_info' \
         || fail_with_logs "/metrics has no exmail_bridge_build_info"
-    say "ok  /healthz, /readyz, /metrics on the published port"
+    say "ok  /healthz, /readyz, /metrics on the published ops port (9464)"
+    wait_for "the public listener's /healthz to answer 200" 10 public_is /healthz 200
+    public_is /metrics 404 || fail_with_logs "/metrics is reachable on the public listener"
+    say "ok  public listener on the published port 8080: /healthz 200, no /metrics"
 }
 
 check_mail_reaches_host() {

@@ -117,9 +117,9 @@ def test_entrypoint_and_cmd_are_exec_form() -> None:
     assert _last("STOPSIGNAL").args == "SIGTERM"
 
 
-def test_exposes_metrics_port_and_reads_mounted_config() -> None:
-    """Port 9464 is exposed and EXMAIL_BRIDGE_CONFIG points at the mounted config."""
-    assert _last("EXPOSE").args == "9464"
+def test_exposes_both_listeners_and_reads_mounted_config() -> None:
+    """Ports 9464 (ops) and 8080 (public) are exposed; EXMAIL_BRIDGE_CONFIG is the mount."""
+    assert _last("EXPOSE").args.split() == ["9464", "8080"]
     envs = " ".join(ins.args for ins in _runtime_stage() if ins.name == "ENV")
     assert "EXMAIL_BRIDGE_CONFIG=/etc/exmail-bridge/config.toml" in envs
 
@@ -142,9 +142,10 @@ def test_no_syntax_directive() -> None:
 
 
 def test_listens_on_every_interface_inside_the_container() -> None:
-    """The image's environment makes the default listener 0.0.0.0, so -p reaches it."""
+    """The image's environment makes both default listeners 0.0.0.0, so -p reaches them."""
     envs = " ".join(ins.args for ins in _runtime_stage() if ins.name == "ENV")
     assert "EXMAIL_BRIDGE_HTTP_LISTEN=0.0.0.0:9464" in envs
+    assert "EXMAIL_BRIDGE_PUBLIC_LISTEN=0.0.0.0:8080" in envs
 
 
 def test_builds_with_the_pinned_build_backend() -> None:
