@@ -29,7 +29,7 @@ def _lock() -> list[Requirement]:
 
 
 def _env(python: str) -> dict[str, str]:
-    env = dict(default_environment())
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     env.update(python_full_version=python, python_version=".".join(python.split(".")[:2]))
     return env
 
@@ -53,7 +53,9 @@ def _applies(req: Requirement, env: dict[str, str], extras: tuple[str, ...]) -> 
 def _required(python: str) -> Iterator[str]:
     """Every distribution name the bridge needs on `python`, transitively."""
     env, seen = _env(python), set()
-    todo = [(metadata.distribution("exmail-bridge"), EXTRAS)]
+    todo: list[tuple[metadata.Distribution, tuple[str, ...]]] = [
+        (metadata.distribution("exmail-bridge"), EXTRAS)
+    ]
     while todo:
         dist, extras = todo.pop()
         for req in map(Requirement, dist.requires or []):
