@@ -23,7 +23,7 @@ IMAGE=localhost/exmail-bridge:test
 # mounts the host's bundle read-only over the base's and never copies it into a layer.
 HOST_CA=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
-STARTED=()   # container, pod and volume ids, removed on exit
+STARTED=()   # "ctr:<id>" and "vol:<id>", removed on exit
 WORK=$(mktemp -d)
 RECEIVER_PID=
 
@@ -32,17 +32,21 @@ say() { echo "test-image: $*"; }
 ok() { PASSED=$((PASSED + 1)); say "ok  $*"; }
 die() { echo "test-image: FAIL: $*" >&2; exit 1; }
 
-cleanup() {
-    local kind id
+# Remove what this run started, newest first, by id (never by name or filter).
+remove_started() {
+    local i kind id
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
         kind=${STARTED[i]%%:*} id=${STARTED[i]#*:}
         case $kind in
             ctr) podman stop -t 5 "$id" >/dev/null 2>&1 || true
-                 podman rm -f "$id" >/dev/null 2>&1 || true ;;
-            pod) podman pod rm -f "$id" >/dev/null 2>&1 || true ;;
+                 podman rm -f -v "$id" >/dev/null 2>&1 || true ;;
             vol) podman volume rm -f "$id" >/dev/null 2>&1 || true ;;
         esac
     done
+}
+
+cleanup() {
+    remove_started
     [ -n "$RECEIVER_PID" ] && kill "$RECEIVER_PID" 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -152,12 +156,15 @@ fail_with_logs() {
     die "$1"
 }
 
-# run_detached NAME ARGS...: `podman run -d`, recording the id for cleanup; prints the id.
+# run_detached VAR ARGS...: `podman run -d ARGS`, its id recorded for cleanup and put in VAR
+# (not printed: a $(...) subshell would lose the record, and the container with it).
 run_detached() {
-    local id
-    id=$(podman run -d "$@" 2>>"$WORK/podman.log") || die "podman run failed: $(tail -1 "$WORK/podman.log")"
+    local var=$1 id
+    shift
+    id=$(podman run -d "$@" 2>>"$WORK/podman.log") \
+        || die "podman run failed: $(tail -1 "$WORK/podman.log")"
     STARTED+=("ctr:$id")
-    echo "$id"
+    printf -v "$var" '%s' "$id"
 }
 
 start_receiver() {
@@ -202,15 +209,16 @@ TOML
 # 127.0.0.1 while its own ports are published through the simulator's.
 start_containers() {
     OPS_PORT=$(free_port) PUBLIC_PORT=$(free_port) SIM_PORT=$(free_port)
-    VOLUME=$(podman volume create) && STARTED+=("vol:$VOLUME")
-    SIM=$(run_detached --no-healthcheck \
+    VOLUME=$(podman volume create 2>>"$WORK/podman.log") || die "podman volume create failed"
+    STARTED+=("vol:$VOLUME")
+    run_detached SIM --no-healthcheck \
         --network slirp4netns:allow_host_loopback=true \
         -p "127.0.0.1:$OPS_PORT:9464" -p "127.0.0.1:$PUBLIC_PORT:8080" \
         -p "127.0.0.1:$SIM_PORT:12211" \
-        "$IMAGE" simulate --host 0.0.0.0 --port 12211 --wecom-port 0 --hold-s 5)
-    BRIDGE=$(run_detached --network "container:$SIM" --read-only -v "$VOLUME:/data" \
+        "$IMAGE" simulate --host 0.0.0.0 --port 12211 --wecom-port 0 --hold-s 5
+    run_detached BRIDGE --network "container:$SIM" --read-only -v "$VOLUME:/data" \
         -v "$WORK/config.toml:/etc/exmail-bridge/config.toml:ro" \
-        -e SMOKE_EXMAIL_KEY=smoke-key -e SMOKE_WEBHOOK_SECRET="$WEBHOOK_SECRET" "$IMAGE")
+        -e SMOKE_EXMAIL_KEY=smoke-key -e SMOKE_WEBHOOK_SECRET="$WEBHOOK_SECRET" "$IMAGE"
 }
 
 check_version() {
@@ -278,6 +286,27 @@ check_stop() {
     ok "podman stop -t 15: exit 0 in ${took} ms"
 }
 
+# Containers, volumes, and the anonymous volumes podman made for VOLUME /data, all gone.
+check_nothing_left() {
+    local entry volumes=()
+    for entry in "${STARTED[@]}"; do
+        case $entry in
+            ctr:*) volumes+=($(podman inspect --format '{{range .Mounts}}{{.Name}} {{end}}' \
+                       "${entry#ctr:}")) ;;
+            vol:*) volumes+=("${entry#vol:}") ;;
+        esac
+    done
+    remove_started
+    for entry in "${STARTED[@]}"; do
+        [[ $entry == ctr:* ]] && podman container exists "${entry#ctr:}" \
+            && die "container ${entry#ctr:} is left"
+    done
+    for entry in "${volumes[@]}"; do
+        podman volume exists "$entry" && die "volume $entry is left"
+    done
+    ok "every container and volume this run made is removed, by id"
+}
+
 # The host's CA bundle was mounted for the build only: the image must still have the base's.
 check_ca_not_baked() {
     local image_ca base_ca host_ca
@@ -289,9 +318,11 @@ check_ca_not_baked() {
 }
 
 main() {
+    local start=$SECONDS
     install_tools
     write_containers_conf
     base_image
+    say "tools and base ready in $((SECONDS - start))s"
     check_podman_runs
     build_image
     say "built $IMAGE in ${BUILD_S}s on $BASE"
@@ -306,6 +337,7 @@ main() {
     check_user_and_pid1
     check_read_only
     check_stop
+    check_nothing_left
     local size
     size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
     say "image $((size / 1000000)) MB, build ${BUILD_S}s, stop ${STOP_MS} ms"
