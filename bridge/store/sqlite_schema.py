@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     mailbox     TEXT    NOT NULL DEFAULT ''  -- for per-mailbox ordering queries
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, due_at, id);
+-- Ordered sinks look up the delivery before this one in its mailbox's line.
+CREATE INDEX IF NOT EXISTS outbox_line ON outbox (sink, mailbox, id);
 
 -- Ids of committed events; a row older than the dedupe window no longer counts and is
 -- pruned in small batches on the commit path.
