@@ -57,11 +57,7 @@ class Runtime:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
-        found += [
-            f"sink {d.name} failing permanently: {d.permanent_failure}"
-            for d in self.dispatchers
-            if d.permanent_failure
-        ]
+        found += [p for p in (d.problem() for d in self.dispatchers) if p]
         return found
 
 
