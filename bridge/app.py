@@ -31,6 +31,7 @@ from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
 from sinks import build_sink
+from sinks.shared import sink_extras
 
 __all__ = ["Runtime", "run", "serve"]
 
@@ -104,7 +105,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
-            sink = build_sink(sink_config, config=config, link_for=clicks.link_for)
+            extra = sink_extras(sink_config, store)
+            sink = build_sink(sink_config, config=config, link_for=clicks.link_for, **extra)
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol, Self
 
 from bridge.events import Event
+from bridge.store.budget import Grant, Limits
 
 __all__ = ["HOLD_S", "CommitResult", "DeadLetter", "Delivery", "Routed", "Store", "scan_size"]
 
@@ -101,6 +102,11 @@ class Store(Protocol):
     async def renew(self, delivery: Delivery, lease_s: float) -> Delivery | None:
         """Extend the claim to `lease_s` from now. Returns the delivery to use from now on
         (its `ref` may change), or None when the claim was lost."""
+
+    async def take_budget(self, key: str, want: int, limits: Limits, now: float) -> Grant:
+        """Take `want` slots of `key`'s send budget when they all fit in every (sends,
+        window_s) limit, else one slot when one fits, else none (with the wait until one
+        frees); `now` is unix seconds. Shared by every process on the store."""
 
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""

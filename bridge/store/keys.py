@@ -58,6 +58,11 @@ class Keys:
         reads it and leaves on ack or dead letter; Redis drops the key when it empties."""
         return f"{self.prefix}line:{sink}:{mailbox}"
 
+    def budget(self, key: str) -> str:
+        """ZSET send id -> unix ms of the send, for one budget key (a WeCom member of one
+        app). TTL = the longest window (PEXPIRE on every take)."""
+        return f"{self.prefix}budget:{key}"
+
     def dead(self, sink: str) -> str:
         """HASH delivery id -> dead letter JSON (event, attempts, reason, failed_at). No TTL."""
         return f"{self.prefix}dead:{sink}"

@@ -1,4 +1,5 @@
-"""The Redis store's operations for ordered sinks, as a mixin of `RedisStore`.
+"""The Redis store's operations for ordered sinks and shared send budgets, as a mixin of
+`RedisStore`.
 
 A mailbox's line is a ZSET of delivery ids with score 0 (`Keys.line`), so it sorts by id,
 which is commit order. An id joins its line when an ordered claim first reads it and leaves
@@ -11,6 +12,7 @@ deferred, with no attempt counted, to the due time of the one before it.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -18,10 +20,11 @@ import redis.asyncio as aioredis
 
 from bridge.events import Event
 from bridge.store.base import HOLD_S, Delivery, scan_size
+from bridge.store.budget import Grant, Limits
 from bridge.store.keys import Keys
 from bridge.store.redis_codec import delivery_from, ms, split_ref
 
-__all__ = ["CLAIM_IN_ORDER", "DEFER", "RENEW", "OrderedOps"]
+__all__ = ["CLAIM_IN_ORDER", "DEFER", "RENEW", "TAKE_BUDGET", "OrderedOps"]
 
 # KEYS: due, body, attempts, then one line per mailbox.
 # ARGV: now_ms, until_ms, limit, hold_ms, then (id, line index) pairs in id order.
@@ -81,6 +84,35 @@ return 1
 """
 
 
+# All-or-one take of a send budget (bridge.store.budget).
+# KEYS: budget.  ARGV: now_ms, want, unique send id prefix, then (limit, window_ms) pairs.
+# Returns {taken, wait_ms}.
+TAKE_BUDGET = """#!lua
+local now, want = tonumber(ARGV[1]), tonumber(ARGV[2])
+local longest = 0
+for i = 4, #ARGV, 2 do longest = math.max(longest, tonumber(ARGV[i + 1])) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longest)
+local free, wait = want, 0
+for i = 4, #ARGV, 2 do
+  local limit, window = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local since = '(' .. (now - window)
+  local used = redis.call('ZCOUNT', KEYS[1], since, '+inf')
+  free = math.min(free, limit - used)
+  if used >= limit then
+    local old = redis.call('ZRANGE', KEYS[1], since, '+inf', 'BYSCORE', 'LIMIT', used - limit, 1,
+      'WITHSCORES')
+    wait = math.max(wait, tonumber(old[2]) + window - now)
+  end
+end
+local take = 0
+if free >= want then take = want elseif free >= 1 then take = 1 end
+for j = 1, take do redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. j) end
+if take > 0 then redis.call('PEXPIRE', KEYS[1], longest) end
+if take > 0 then wait = 0 end
+return {take, wait}
+"""
+
+
 class OrderedOps:
     """`claim_in_order`, `defer` and `renew` for `RedisStore`."""
 
@@ -117,6 +149,14 @@ class OrderedOps:
             delivery_from(sink, flat[i], flat[i + 1], flat[i + 2], until_ms)
             for i in range(0, len(flat), 3)
         ]
+
+    async def take_budget(self, key: str, want: int, limits: Limits, now: float) -> Grant:
+        """Take slots of `key`'s send budget, all-or-one, in one script."""
+        args: list[Any] = [ms(now), want, uuid.uuid4().hex]
+        for limit, window_s in limits:
+            args += [limit, ms(window_s)]
+        taken, wait_ms = await self._script("TAKE_BUDGET", [self._keys.budget(key)], args)
+        return Grant(taken=int(taken), wait_s=int(wait_ms) / 1000)
 
     async def defer(self, delivery: Delivery, at: float) -> None:
         """Try the delivery again at unix time `at`, attempts unchanged."""

@@ -24,6 +24,7 @@ from bridge.events import Event
 from bridge.store import sqlite_ops as ops
 from bridge.store import sqlite_order
 from bridge.store.base import HOLD_S, CommitResult, DeadLetter, Delivery, Routed, scan_size
+from bridge.store.budget import Grant, Limits
 from bridge.store.sqlite_schema import connect
 
 __all__ = ["SqliteStore"]
@@ -139,6 +140,12 @@ class SqliteStore:
         at = time.time() + lease_s
         kept = await self._call("renew", sqlite_order.defer, self._db, row_id, claims, at)
         return delivery if kept else None
+
+    async def take_budget(self, key: str, want: int, limits: Limits, now: float) -> Grant:
+        """Take slots of `key`'s send budget, all-or-one (see bridge.store.budget)."""
+        return await self._call(
+            "take_budget", sqlite_order.take_budget, self._db, key, want, limits, now
+        )
 
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""

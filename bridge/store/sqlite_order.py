@@ -1,4 +1,5 @@
-"""The SQLite store's operations for ordered sinks; each one transaction, on the store's thread.
+"""The SQLite store's operations for ordered sinks and shared send budgets; each one
+transaction, on the store's thread.
 
 A mailbox's deliveries to an ordered sink go out in commit order (`id`), one at a time.
 The block that keeps a later delivery back is the data itself: a delivery may be claimed
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import sqlite3
 
+from bridge.store.budget import Grant, Limits, grant, longest_s
 from bridge.store.sqlite_ops import ClaimedRow, transaction
 
-__all__ = ["claim_in_order", "defer", "pull_next"]
+__all__ = ["claim_in_order", "defer", "pull_next", "take_budget"]
 
 
 def claim_in_order(
@@ -81,3 +83,16 @@ def pull_next(conn: sqlite3.Connection, sink: str, mailbox: str, after_id: int, 
             (now, sink, mailbox, after_id, now),
         )
     return cur.rowcount == 1
+
+
+def take_budget(conn: sqlite3.Connection, key: str, want: int, limits: Limits, now: float) -> Grant:
+    """Decide and record a take of `key`'s budget (see bridge.store.budget)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM budget WHERE at <= ?", (now - longest_s(limits),))
+        times = [
+            float(row[0])
+            for row in conn.execute("SELECT at FROM budget WHERE key = ? ORDER BY at", (key,))
+        ]
+        decided = grant(times, now, limits, want)
+        conn.executemany("INSERT INTO budget VALUES (?, ?)", [(key, now)] * decided.taken)
+    return decided
