@@ -105,6 +105,9 @@ class ExmailSection(_Model):
     backoff_cap_s: float = Field(default=60.0, gt=0)
     park_s: float = Field(default=900.0, gt=0)
     max_body_bytes: int = Field(default=1 << 20, gt=1024)
+    # user/list answers Ver=0 with every account (~60 B each): 32 MiB fits 100,000 with room.
+    directory_max_body_bytes: int = Field(default=32 << 20, gt=1024)
+    min_poll_interval_s: float = Field(default=1.0, ge=0)
     token_refresh_margin_s: float = Field(default=300.0, ge=0)
 
     _check_urls = field_validator("token_url", "api_base")(classmethod(lambda c, v: _http_url(v)))

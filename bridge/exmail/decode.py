@@ -50,6 +50,11 @@ class StreamDecoder:
         self._depth = 0
         self._in_string = False
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held for the value not yet complete (what a per-push cap applies to)."""
+        return len(self._buf) - self._start
+
     def feed(self, data: bytes) -> list[Any]:
         """Add bytes; return every value completed by them, in order."""
         self._buf += data
