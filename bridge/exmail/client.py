@@ -17,7 +17,7 @@ import aiohttp
 from bridge import metrics
 from bridge.config import ExmailSection, TenantConfig
 from bridge.errors import TokenInvalidError, UpstreamError
-from bridge.exmail.decode import Garbage, StreamDecoder
+from bridge.exmail.decode import Garbage, Oversized, StreamDecoder
 from bridge.exmail.pushes import Push, UnknownPush
 from bridge.exmail.seam import error_for_body, is_error_body, protocol_error, translated
 from bridge.exmail.session import listen_read_timeout_s
@@ -206,7 +206,6 @@ class ExmailClient:
         url = f"{self._api}/openapi/listen"
         await self._acquire(tenant)
         form = {"Ver": ver}
-        # The cap applies per push (in _stream), not to the held response as a whole.
         async with (
             translated("listen"),
             self._http.post(
@@ -222,17 +221,18 @@ class ExmailClient:
                     yield push
 
     async def _stream(self, resp: aiohttp.ClientResponse, read_s: float) -> AsyncIterator[Any]:
-        decoder = StreamDecoder()
+        # The cap applies to each push: a busy stream may carry many megabytes in all.
+        decoder = StreamDecoder(max_value_bytes=self._settings.max_body_bytes)
         while True:
             async with asyncio.timeout(read_s + self._settings.connect_timeout_s):
                 chunk = await resp.content.readany()
             if not chunk:
                 break
-            items = decoder.feed(chunk)
-            for item in items:
+            for item in decoder.feed(chunk):
+                if isinstance(item, Oversized):
+                    raise protocol_error("listen", "oversized")
                 yield item
-            # Only the push still being read counts: a busy stream may carry many megabytes.
-            if decoder.pending_bytes > self._settings.max_body_bytes:
+            if decoder.overflowing:
                 raise protocol_error("listen", "oversized")
         for item in decoder.close():
             yield item
