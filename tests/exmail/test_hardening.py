@@ -14,7 +14,6 @@ from bridge.config import ExmailSection, TenantConfig
 from bridge.errors import CredentialsError, UpstreamProtocolError, UpstreamUnavailable
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.decode import Oversized, StreamDecoder
-
 from bridge.exmail.pushes import MailPush
 from bridge.metrics import REGISTRY
 from bridge.ratelimit import RateLimiter
