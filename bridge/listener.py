@@ -78,6 +78,7 @@ class Listener:
         settings: ExmailSection,
         board: StateBoard,
         sleep: Sleep = asyncio.sleep,
+        unread_memory: int = UNREAD_MEMORY,
     ) -> None:
         self.tenant = tenant
         self._upstream = upstream
@@ -89,11 +90,16 @@ class Listener:
         self.backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
         self._pacer = PollPacer(min_interval_s=settings.min_poll_interval_s, backoff=self.backoff)
         self._directory = DirectorySync(tenant=tenant, upstream=upstream, settings=settings)
-        self._unread: LruDict[str, int] = LruDict(UNREAD_MEMORY)
+        self._unread: LruDict[str, int] = LruDict(unread_memory)
         self._watched: dict[str, int] = {}
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
         self._pending: asyncio.Future[CommitResult] | None = None
+
+    @property
+    def remembered(self) -> int:
+        """How many mailboxes' unread counts are held in memory."""
+        return len(self._unread) + len(self._watched)
 
     @property
     def name(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridge import events
+from bridge.config import TenantConfig
 from bridge.store.base import Delivery, Store
 from tests.core.test_listener import CLIENT_ID, Running, claim_all, running, until
 from tests.plugins.sim import ExmailSim
@@ -91,3 +92,41 @@ async def test_held_polls_are_not_paced(exmail_sim: ExmailSim, store: Store) -> 
     async with running(exmail_sim, store, settings=settings) as run:
         await until(lambda: _polls(run, 3))
     assert run.sleeps.asked[1:] == []
+
+
+async def test_unread_memory_is_bounded_and_keeps_watched(
+    exmail_sim: ExmailSim, store: Store
+) -> None:
+    """The unread map forgets old mailboxes past its size, but never a watched one's baseline."""
+    exmail_sim.state.configure(None, framing="ndjson")
+    tenant = TenantConfig.model_validate(
+        {
+            **exmail_sim.tenant_config().model_dump(),
+            "client_secret": "x",
+            "watch": ["boss@acme.com"],
+        }
+    )
+    exmail_sim.state.set_unread(CLIENT_ID, "boss@acme.com", 1)
+    for i in range(30):
+        exmail_sim.state.set_unread(CLIENT_ID, f"u{i}@acme.com", i + 1)
+    async with running(exmail_sim, store, tenant=tenant, unread_memory=5) as run:
+        await until(lambda: _queue_drained(exmail_sim))
+        await until(lambda: _polls(run, 2))
+        assert run.listener.remembered <= 6
+        exmail_sim.state.set_unread(CLIENT_ID, "boss@acme.com", 4)
+        found: list[Delivery] = []
+
+        async def boss_event() -> bool:
+            found.extend(await claim_all(store))
+            return any(
+                d.event.mailbox == "boss@acme.com" and d.event.data["unread_count"] == 4
+                for d in found
+            )
+
+        await until(boss_event)
+    boss = [d.event for d in found if d.event.data.get("unread_count") == 4]
+    assert boss[-1].data["previous"] == 1
+
+
+async def _queue_drained(sim: ExmailSim) -> bool:
+    return int(sim.state.stats(CLIENT_ID)["queued"]) == 0
