@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bridge import logs, metrics
+from bridge.binding import start_tcp_site
 from bridge.clickthrough import ClickThrough
 from bridge.config import Config, TenantConfig
 from bridge.dispatch import Dispatcher
@@ -79,7 +80,7 @@ async def _http(app: web.Application, listen: str) -> AsyncIterator[None]:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+        await start_tcp_site(runner, host.strip("[]"), int(port))
         yield
     finally:
         await runner.cleanup()

@@ -365,4 +365,21 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{target} is not valid TOML: {exc}") from exc
-    return parse_config(data)
+    return _anchor_store(parse_config(data), target.resolve().parent)
+
+
+def _anchor_store(config: Config, folder: Path) -> Config:
+    """A relative `sqlite:///` path is relative to the config file's folder, not the
+    working directory, so `dlq list -c /etc/bridge/config.toml` opens the same database
+    from anywhere. A database that exists only where the working directory put it (before
+    this rule) is still used, so an upgrade never switches to an empty one."""
+    url = config.bridge.store
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return config
+    relative = url.removeprefix("sqlite:///")
+    chosen = folder / relative
+    legacy = Path(relative).resolve()
+    if not chosen.exists() and legacy.exists() and legacy != chosen.resolve():
+        chosen = legacy
+    bridge = config.bridge.model_copy(update={"store": f"sqlite:///{chosen.resolve()}"})
+    return config.model_copy(update={"bridge": bridge})
