@@ -91,9 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(
         "demo", "run simulators, receivers and the bridge; show deliveries", _cmd_demo
     )
-    demo.add_argument(
-        "--duration", type=float, default=0.0, help="run S seconds in all, then stop"
-    )
+    demo.add_argument("--duration", type=float, default=0.0, help="run S seconds in all, then stop")
     dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
