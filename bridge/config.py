@@ -72,6 +72,8 @@ class BridgeSection(_Model):
     lease_ttl_s: float = Field(default=30.0, gt=0)
     click_secret: SecretStr | None = None
     click_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    # A link no WeCom OAuth check guards is a bearer login: keep its life short.
+    click_ttl_without_oauth_s: float = Field(default=86400.0, gt=0)
 
     @field_validator("store")
     @classmethod
@@ -220,7 +222,7 @@ class WecomSinkConfig(_SinkBase):
     api_base: str = "https://qyapi.weixin.qq.com"
     users: dict[str, str] = Field(default_factory=dict)
     lookup_email: bool = True
-    oauth: bool = False
+    oauth: bool = True  # who clicks must be the mailbox's owner; false turns the check off
     oauth_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
     per_member_per_min: int = Field(default=25, ge=1, le=30)
     button_text: str = Field(default="打开邮件", max_length=4)

@@ -116,16 +116,16 @@ async def _wecom_watch(state: WecomState) -> None:
 
 
 async def _click_first_card() -> None:
+    """Open the first card's link as its owner would: WeCom sign-in, then Exmail's login."""
     if not CARD_LINKS:
         return
-    async with aiohttp.ClientSession() as session:
-        async with session.get(CARD_LINKS[0], allow_redirects=False) as first:
-            where = first.headers.get("Location", "")
-        print(f"\nclicking the first card's button: {first.status} → Exmail SSO login", flush=True)
-        if first.status == 302:
-            async with session.get(where, allow_redirects=False) as page:
-                text = re.sub(r"<[^>]+>", " ", await page.text())
-                print(f"  Exmail login page ({page.status}): {' '.join(text.split())[:80]}")
+    hops: list[str] = []
+    async with aiohttp.ClientSession() as session, session.get(CARD_LINKS[0]) as page:
+        hops = [urlsplit(str(r.url)).path for r in page.history]
+        text = re.sub(r"<[^>]+>", " ", await page.text())
+    via = " → ".join(hops) or "-"
+    print(f"\nclicking the first card's button: {via} → Exmail SSO login", flush=True)
+    print(f"  Exmail login page ({page.status}): {' '.join(text.split())[:80]}")
 
 
 async def _inject(config: Config, sim_state: ExmailSimState) -> None:
@@ -164,6 +164,7 @@ def _wecom_state(config: Config) -> WecomState | None:
     )
     for mailbox, _, _, _ in MAILS:
         state.add_member(mailbox.split("@")[0], email=mailbox)
+    state.current_user = MAILS[0][0].split("@")[0]  # who is signed in to WeCom: the card's owner
     return state
 
 
