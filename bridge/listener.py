@@ -19,7 +19,6 @@ from typing import Protocol, TypeVar
 
 from bridge import events, metrics
 from bridge.backoffs import Backoff
-from bridge.bounded import LruDict
 from bridge.config import ExmailSection, TenantConfig
 from bridge.directory import DirectoryDelta, DirectorySync
 from bridge.errors import (
@@ -27,7 +26,6 @@ from bridge.errors import (
     StoreError,
     UpstreamError,
     UpstreamProtocolError,
-    UpstreamRejected,
     UpstreamTimeout,
 )
 from bridge.events import Event
@@ -38,15 +36,13 @@ from bridge.pacing import PollPacer
 from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store.base import CommitResult, Routed, Store
+from bridge.unread import UNREAD_MEMORY, UnreadMemory, reconcile
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-# Unread counts remembered per tenant (for an event's `previous`): the most recent ones.
-# Watched mailboxes are kept apart and never forgotten (reconcile needs their baseline).
-UNREAD_MEMORY = 1000
 
 
 class Upstream(Protocol):
@@ -90,8 +86,7 @@ class Listener:
         self.backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
         self._pacer = PollPacer(min_interval_s=settings.min_poll_interval_s, backoff=self.backoff)
         self._directory = DirectorySync(tenant=tenant, upstream=upstream, settings=settings)
-        self._unread: LruDict[str, int] = LruDict(unread_memory)
-        self._watched: dict[str, int] = {}
+        self._unread = UnreadMemory(watch=tenant.watch, max_items=unread_memory)
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
         self._pending: asyncio.Future[CommitResult] | None = None
@@ -99,7 +94,7 @@ class Listener:
     @property
     def remembered(self) -> int:
         """How many mailboxes' unread counts are held in memory."""
-        return len(self._unread) + len(self._watched)
+        return len(self._unread)
 
     @property
     def name(self) -> str:
@@ -172,16 +167,9 @@ class Listener:
     def _wanted(self, mailbox: str) -> bool:
         return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
 
-    def _remember(self, mailbox: str, count: int) -> int | None:
-        """Note `mailbox`'s unread count; the one noted before."""
-        counts = self._watched if mailbox in self.tenant.watch else self._unread
-        previous = counts.get(mailbox)
-        counts[mailbox] = count
-        return previous
-
     async def _on_mail(self, push: MailPush) -> bool:
         if push.new_count is not None:
-            self._remember(push.mailbox, push.new_count)
+            self._unread.note(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
             return False
         event = events.mail_received(
@@ -197,7 +185,7 @@ class Listener:
         return await self._commit([event])
 
     async def _on_unread(self, push: UnreadPush) -> bool:
-        previous = self._remember(push.mailbox, push.new_count)
+        previous = self._unread.note(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
             return False
         event = events.unread_changed(
@@ -233,25 +221,7 @@ class Listener:
         log.info("directory_synced", tenant=self.name, version=new_ver)
 
     async def _reconcile(self) -> None:
-        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose."""
-        found: list[Event] = []
-        for mailbox in self.tenant.watch:
-            try:
-                count = await self._upstream.newcount(self.tenant, mailbox)
-            except UpstreamRejected as exc:
-                log.warning("reconcile_skipped", tenant=self.name, mailbox=mailbox, error=str(exc))
-                continue
-            previous = self._remember(mailbox, count)
-            if previous is not None and count > previous:
-                found.append(
-                    events.unread_changed(
-                        tenant=self.name,
-                        mailbox=mailbox,
-                        unread_count=count,
-                        previous=previous,
-                        reason="reconcile",
-                    )
-                )
+        found = await reconcile(self.tenant, self._upstream, self._unread)
         if found:
             await self._commit(found)
         self._gap = False
