@@ -47,7 +47,7 @@ def _checks(config: Config, session: aiohttp.ClientSession) -> dict[str, Check]:
 
 
 async def check_tenants(config: Config) -> int:
-    """Print `ok` or the error per tenant; exit code 1 when any failed."""
+    """Print `ok` or the error (with the URL that failed) per tenant; 1 when any failed."""
     failed = 0
     async with make_session(config.exmail, max_connections=8) as session:
         checks = _checks(config, session)
@@ -56,7 +56,7 @@ async def check_tenants(config: Config) -> int:
                 done = await checks[tenant.protocol](tenant)
             except UpstreamError as exc:
                 failed += 1
-                print(f"tenant {tenant.name}: FAILED: {exc}")
+                print(f"tenant {tenant.name}: FAILED: {config.exmail.token_url}: {exc}")
             else:
                 print(f"tenant {tenant.name}: ok ({done})")
     print("all tenants ok" if not failed else f"{failed} tenant(s) failed")

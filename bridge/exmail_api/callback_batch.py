@@ -96,7 +96,7 @@ class GroupCommit:
             waiting.settle(_outcome(self.tenant, waiting.verified))
 
     async def _refuse_replays(self, group: list[_Waiting]) -> list[_Waiting]:
-        seen = await self._store.marked([w.verified.replay_key for w in group])
+        seen = await self._store.nonces_seen([w.verified.replay_key for w in group])
         fresh: list[_Waiting] = []
         for waiting in group:
             key = waiting.verified.replay_key
@@ -115,7 +115,7 @@ class GroupCommit:
 
     async def _mark(self, keys: Sequence[str]) -> None:
         try:
-            await self._store.mark(keys, REPLAY_TTL_S)
+            await self._store.remember_nonces(keys, REPLAY_TTL_S)
         except StoreError as exc:  # committed already: a replay would only be a duplicate
             log.warning("callback_mark_failed", tenant=self.tenant.name, error=str(exc))
 

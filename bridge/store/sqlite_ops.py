@@ -209,22 +209,25 @@ def get_secret(conn: sqlite3.Connection, name: str, factory: bytes) -> bytes:
     return bytes(row[0])
 
 
-def marked(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> set[str]:
-    query = "SELECT 1 FROM marks WHERE key = ? AND expires_at > ?"
+def nonces_seen(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> set[str]:
+    query = "SELECT 1 FROM nonces WHERE key = ? AND expires_at > ?"
     return {key for key in keys if conn.execute(query, (key, now)).fetchone() is not None}
 
 
-def mark(conn: sqlite3.Connection, keys: Sequence[str], now: float, ttl_s: float) -> set[str]:
+def remember_nonces(
+    conn: sqlite3.Connection, keys: Sequence[str], now: float, ttl_s: float
+) -> set[str]:
     new: set[str] = set()
     with transaction(conn):
         conn.execute(
-            "DELETE FROM marks WHERE key IN (SELECT key FROM marks WHERE expires_at <= ? LIMIT ?)",
+            "DELETE FROM nonces WHERE key IN "
+            "(SELECT key FROM nonces WHERE expires_at <= ? LIMIT ?)",
             (now, _PRUNE_BATCH),
         )
         for key in keys:
-            conn.execute("DELETE FROM marks WHERE key = ? AND expires_at <= ?", (key, now))
+            conn.execute("DELETE FROM nonces WHERE key = ? AND expires_at <= ?", (key, now))
             cursor = conn.execute(
-                "INSERT INTO marks VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
+                "INSERT INTO nonces VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
             )
             if cursor.rowcount == 1:
                 new.add(key)

@@ -13,8 +13,9 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from bridge.clickthrough import ClickSigner, ClickThrough
+from bridge.clickthrough_logins import only_with_sso
 from bridge.config import TenantConfig
-from bridge.events import mail_received, unread_changed
+from bridge.events import Event, mail_received, unread_changed
 from bridge.exmail.client import ExmailClient
 from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
@@ -39,6 +40,7 @@ API_NO_SSO = API.model_copy(update={"name": "initech", "sso_secret": None})
 WECOM_MAIL = TenantConfig.model_validate(
     {"name": "hooli", "protocol": "wecom-mail", "corp_id": "wwhooli", "corp_secret": "s"}
 )
+TENANTS = [API, API_NO_SSO, WECOM_MAIL]
 
 
 @dataclass
@@ -48,6 +50,11 @@ class Env:
     clicks: ClickThrough
     browser: aiohttp.ClientSession
     sim_url: str
+
+    def link_for(self, event: Event) -> str | None:
+        """The link a sink's card would carry (None: no click-through for the tenant)."""
+        links = self.clicks.signer.links_for("chat", ttl_s=600)
+        return only_with_sso(links, TENANTS)(event)
 
     async def click(self, link: str) -> tuple[int, str, str]:
         """Follow `link` through every redirect: final status, URL and page."""
@@ -75,7 +82,7 @@ async def env(exmail_sim: ExmailSim) -> AsyncIterator[Env]:
         signer = ClickSigner(key=KEY, public_url=f"http://127.0.0.1:{port}", ttl_s=600)
         clicks = ClickThrough(
             signer=signer,
-            tenants=[API, API_NO_SSO, WECOM_MAIL],
+            tenants=TENANTS,
             authkeys=ExmailClient(session=http, settings=settings),
             logins={"api": ApiLogin(api)},
         )
@@ -101,7 +108,7 @@ def _mail(tenant: str, mailbox: str = "boss@globex.com") -> Any:
 async def test_api_click_logs_in_through_get_login_url(exmail_sim: ExmailSim) -> None:
     """An api tenant's link redirects to a fresh login URL got with the SSO app's token."""
     async with env(exmail_sim) as e:
-        link = e.clicks.link_for(_mail("globex"))
+        link = e.link_for(_mail("globex"))
         assert link is not None
         with capture_logs() as logs:
             status, url, page = await e.click(link)
@@ -117,7 +124,7 @@ async def test_api_click_logs_in_through_get_login_url(exmail_sim: ExmailSim) ->
 async def test_each_click_fetches_a_new_url(exmail_sim: ExmailSim) -> None:
     """Two clicks on one link make two get_login_url calls: the URL is never cached."""
     async with env(exmail_sim) as e:
-        link = e.clicks.link_for(_mail("globex"))
+        link = e.link_for(_mail("globex"))
         assert link is not None
         first, second = await e.click(link), await e.click(link)
         assert first[0] == second[0] == 200
@@ -128,7 +135,7 @@ async def test_each_click_fetches_a_new_url(exmail_sim: ExmailSim) -> None:
 async def test_without_sso_secret_the_mail_app_token_is_used(exmail_sim: ExmailSim) -> None:
     """No sso_secret: get_login_url is called with the corp_secret app's token."""
     async with env(exmail_sim) as e:
-        link = e.clicks.link_for(_mail("initech"))
+        link = e.link_for(_mail("initech"))
         assert link is not None
         assert (await e.click(link))[0] == 200
         assert (await e.stats())["login_url_requests"] == [
@@ -141,7 +148,7 @@ async def test_get_login_url_failure_is_a_503_page(exmail_sim: ExmailSim) -> Non
     async with env(exmail_sim) as e:
         faults = {"errcodes": {"service/get_login_url": [-1]}}
         await e.browser.post(f"{e.sim_url}/_sim/api/faults", json=faults)
-        link = e.clicks.link_for(_mail("globex"))
+        link = e.link_for(_mail("globex"))
         assert link is not None
         status, _, page = await e.click(link)
     assert status == 503
@@ -151,7 +158,7 @@ async def test_get_login_url_failure_is_a_503_page(exmail_sim: ExmailSim) -> Non
 async def test_wecom_mail_has_no_link_and_its_token_is_refused(exmail_sim: ExmailSim) -> None:
     """A wecom-mail tenant gets no link; a hand-made token for it gets the no_sso page."""
     async with env(exmail_sim) as e:
-        assert e.clicks.link_for(_mail("hooli", "a@hooli.com")) is None
+        assert e.link_for(_mail("hooli", "a@hooli.com")) is None
         token = e.clicks.signer.sign("hooli", "a@hooli.com", "m1")
         status, _, page = await e.click(e.clicks.signer.url_for(token))
     assert status == 403
