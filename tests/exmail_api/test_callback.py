@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -294,3 +295,32 @@ async def test_secrets_never_reach_logs_or_answers(rx: Receiver) -> None:
     encrypt = cb.body.decode().split("CDATA[")[1].split("]]")[0]
     for secret in (TOKEN, AES_KEY, encrypt, cb.query["msg_signature"]):
         assert secret not in dump
+
+
+async def test_replay_lookup_failing_is_503_too(rx: Receiver) -> None:
+    """The store failing at the replay lookup answers 503 and commits nothing."""
+    failing = StoreError("down", backend=rx.store.backend, op="nonces_seen")
+    with patch.object(rx.store, "nonces_seen", side_effect=failing):
+        assert (await rx.post(sealed(mail_xml()))).status == 503
+    assert await rx.committed() == []
+
+
+async def test_a_slow_commit_answers_503_in_time_and_still_lands(rx: Receiver) -> None:
+    """A commit slower than the answer deadline: 503 at once, the commit finishes anyway,
+    and Tencent's retry of the same request is then one event, not two."""
+    real = rx.store.commit
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return await real(*args, **kwargs)
+
+    cb = sealed(mail_xml())
+    with (
+        patch("bridge.exmail_api.callback.ANSWER_WITHIN_S", 0.1),
+        patch.object(rx.store, "commit", side_effect=slow),
+    ):
+        assert (await rx.post(cb)).status == 503
+        while not await rx.store.backlog("oa"):
+            await asyncio.sleep(0.05)
+    assert (await rx.post(cb)).status in (200, 403)  # the retry: a duplicate, or a replay
+    assert len(await rx.committed()) == 1
