@@ -21,7 +21,6 @@ bridge p99 < 50 ms). The bridge's own count of committed callbacks is checked.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import socket
@@ -35,101 +34,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp
 
 from bench import probe, procs
-from bench.receivers import percentiles
-from bridge.exmail_api.crypto import CallbackCrypto
+from bench.callback_load import AES_KEY, CORP, TOKEN, paced, seal_all, send_all
 
-CORP = "wwbench0000000001"
-TOKEN = "bench-callback-token"
-AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 TARGET_RATIO = 0.7
 TARGET_P99_MS = 50.0
-Sealed = tuple[dict[str, str], bytes]
-
-
-def _message(i: int) -> bytes:
-    return (
-        f"<xml><CorpID><![CDATA[{CORP}]]></CorpID><MsgType><![CDATA[Mail]]></MsgType>"
-        f"<MailID><![CDATA[bench-{i:08d}-{time.time_ns()}]]></MailID>"
-        f"<ToUserID><![CDATA[user{i % 50}@bench.example]]></ToUserID>"
-        '<FromUser><![CDATA["Sender"<sender@example.com>]]></FromUser>'
-        f"<Title><![CDATA[邮件 {i}]]></Title><Time>{int(time.time())}</Time>"
-        f"<NewCount>{i % 7 + 1}</NewCount></xml>"
-    ).encode()
-
-
-def seal_all(n: int) -> list[Sealed]:
-    """`n` distinct callbacks, sealed and signed as Tencent would."""
-    crypto = CallbackCrypto(token=TOKEN, aes_key=AES_KEY, receive_id=CORP)
-    out: list[Sealed] = []
-    for i in range(n):
-        encrypt = crypto.encrypt(_message(i))
-        ts, nonce = str(int(time.time())), f"{i}{time.time_ns() % 10**9}"
-        query = {"msg_signature": crypto.sign(ts, nonce, encrypt), "timestamp": ts, "nonce": nonce}
-        out.append((query, f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()))
-    return out
-
-
-async def _send_all(url: str, batch: list[Sealed], concurrency: int) -> dict[str, Any]:
-    """POST every callback with `concurrency` senders; rate, answer times, failures."""
-    times: list[float] = []
-    failures: dict[str, int] = {}
-    todo = iter(batch)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-
-        async def sender() -> None:
-            for query, body in todo:
-                began = time.perf_counter()
-                async with http.post(url, params=query, data=body) as resp:
-                    await resp.read()
-                times.append(time.perf_counter() - began)
-                if resp.status != 200:
-                    failures[str(resp.status)] = failures.get(str(resp.status), 0) + 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return {
-        "per_s": round(len(batch) / elapsed, 1),
-        "elapsed_s": round(elapsed, 3),
-        "failures": failures,
-        **percentiles(times),
-    }
-
-
-async def _paced(url: str, batch: list[Sealed], concurrency: int, rate: float) -> dict[str, Any]:
-    """Open loop: request k is due at k/rate s; its answer time counts from when it was due
-    (a late send is waiting too), so a stall cannot hide behind a slow sender."""
-    times: list[float] = []
-    failures: dict[str, int] = {}
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        start = time.perf_counter() + 0.2
-
-        async def sender(first: int) -> None:
-            for k in range(first, len(batch), concurrency):
-                due = start + k / rate
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                query, body = batch[k]
-                async with http.post(url, params=query, data=body) as resp:
-                    await resp.read()
-                times.append(time.perf_counter() - due)
-                if resp.status != 200:
-                    failures[str(resp.status)] = failures.get(str(resp.status), 0) + 1
-
-        await asyncio.gather(*(sender(i) for i in range(concurrency)))
-    return {"rate_per_s": rate, "failures": failures, **percentiles(times)}
 
 
 async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Warm up, then time --requests callbacks (sealed beforehand); the load is the same."""
-    await _send_all(url, seal_all(args.warmup), args.concurrency)
+    await send_all(url, seal_all(args.warmup), args.concurrency)
     batch = seal_all(args.requests)
     busy_before, began = procs.system_busy_s(), time.monotonic()
-    result = await _send_all(url, batch, args.concurrency)
+    result = await send_all(url, batch, args.concurrency)
     wall = time.monotonic() - began
     result["machine_busy_pct"] = round(100 * (procs.system_busy_s() - busy_before) / wall, 1)
     return result
@@ -229,18 +147,18 @@ async def run_store(
             f"bridge-{backend}", bridge_argv, tmp, lambda: probe.http_ok(bridge_port, "/readyz")
         ),
     ):
-        # The open-loop phase first: later, the bridge's dispatcher is still working through
-        # the deliveries of the saturating rounds, and would be measured along with it.
-        paced = [seal_all(int(args.paced_rate * args.paced_s)) for _ in range(2)]
-        floor_paced = await _paced(_url(floor_port), paced[0], args.concurrency, args.paced_rate)
-        bridge_paced = await _paced(_url(bridge_port), paced[1], args.concurrency, args.paced_rate)
+        # The open-loop phase first, on fresh processes with empty stores.
+        batches = [seal_all(int(args.paced_rate * args.paced_s)) for _ in range(2)]
+        rate = args.paced_rate
+        floor_paced = await paced(_url(floor_port), batches[0], args.concurrency, rate)
+        bridge_paced = await paced(_url(bridge_port), batches[1], args.concurrency, rate)
         for _ in range(args.rounds):
             floors.append(await measure(_url(floor_port), args))
             bridges.append(await measure(_url(bridge_port), args))
         committed = _committed(bridge_port)
     floor, bridge = _median(floors), _median(bridges)
     bridge["committed_by_bridge"] = committed
-    sent = args.rounds * (args.requests + args.warmup) + len(paced[1])
+    sent = args.rounds * (args.requests + args.warmup) + len(batches[1])
     bridge["all_committed"] = committed == sent
     ratio = round(bridge["per_s"] / floor["per_s"], 3)
     p99 = bridge_paced["p99_ms"]
