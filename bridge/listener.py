@@ -2,9 +2,10 @@
 
 Transient failures back off (capped exponential, full jitter, reset after a healthy poll);
 bad credentials park the tenant; a `Ver` push triggers a directory sync whose event is
-committed together with the new version; after every gap the watched mailboxes' unread
-counts are reconciled. A push read from the socket is committed before the next one is
-read; if the store fails, the same commit is retried (with backoff) until it succeeds.
+committed together with the new version; after every gap (the start too) the watched
+mailboxes' unread counts are reconciled against the baselines stored with earlier
+commits. A push read from the socket is committed before the next one is read; if the
+store fails, the same commit is retried (with backoff) until it succeeds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 
-from bridge import events, metrics
+from bridge import baselines, events, metrics
 from bridge.backoffs import Backoff
 from bridge.config import ExmailSection, TenantConfig
 from bridge.errors import (
@@ -168,7 +169,7 @@ class Listener:
             summary=push.summary,
             unread_count=push.new_count,
         )
-        await self._commit([event])
+        await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
     async def _on_unread(self, push: UnreadPush) -> None:
         previous = self._unread.get(push.mailbox)
@@ -182,7 +183,7 @@ class Listener:
             previous=previous,
             reason="push",
         )
-        await self._commit([event])
+        await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
     async def _on_version(self, push: VersionPush) -> None:
         if int(push.ver) <= int(self._ver):
@@ -199,35 +200,35 @@ class Listener:
         await self._commit([event], new_ver=new_ver)
         log.info("directory_synced", tenant=self.name, version=new_ver)
 
+    def _watched(self, mailbox: str, count: int | None) -> dict[str, int]:
+        return baselines.watched_count(self.tenant.watch, mailbox, count)
+
     async def _reconcile(self) -> None:
-        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose."""
-        found: list[Event] = []
-        for mailbox in self.tenant.watch:
+        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose above
+        the stored baseline (so mail that arrived while the bridge was down is announced)."""
+        stored = await self._retrying(lambda: self._store.get_baselines(self.name))
+        counts: dict[str, int] = {}
+        for mailbox in baselines.resolve_watch(self.tenant.watch, stored):
             try:
-                count = await self._upstream.newcount(self.tenant, mailbox)
+                counts[mailbox] = await self._upstream.newcount(self.tenant, mailbox)
             except UpstreamRejected as exc:
                 log.warning("reconcile_skipped", tenant=self.name, mailbox=mailbox, error=str(exc))
-                continue
-            previous = self._unread.get(mailbox)
-            self._unread[mailbox] = count
-            if previous is not None and count > previous:
-                found.append(
-                    events.unread_changed(
-                        tenant=self.name,
-                        mailbox=mailbox,
-                        unread_count=count,
-                        previous=previous,
-                        reason="reconcile",
-                    )
-                )
-        if found:
-            await self._commit(found)
+        self._unread.update(counts)
+        found = baselines.unread_rises(self.name, counts, stored, reason="reconcile")
+        if changed := baselines.changed_counts(counts, stored):
+            await self._commit(found, counts=changed)
         self._gap = False
 
-    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> None:
+    async def _commit(
+        self,
+        batch: list[Event],
+        new_ver: str | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> None:
         routed = self._router.route(batch)
         # Shielded: a shutdown that cancels the listener never cuts a commit in half.
-        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver))
+        # `counts` are the watched mailboxes' new unread baselines, stored with the events.
+        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver, counts))
         if new_ver is not None:
             self._ver = new_ver
         if result.emitted == len(batch):
@@ -239,8 +240,10 @@ class Listener:
             metrics.events_deduplicated(result.duplicates)
             log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
 
-    async def _shielded_commit(self, routed: list[Routed], new_ver: str | None) -> CommitResult:
-        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver))
+    async def _shielded_commit(
+        self, routed: list[Routed], new_ver: str | None, counts: dict[str, int] | None
+    ) -> CommitResult:
+        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver, counts))
         self._pending = pending
         return await asyncio.shield(pending)
 
