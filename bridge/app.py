@@ -17,16 +17,17 @@ from aiohttp import web
 
 from bridge import logs, metrics
 from bridge.clickthrough import ClickThrough
-from bridge.config import Config, TenantConfig
+from bridge.config import Config
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
+from bridge.exmail_api.client import ApiClient
 from bridge.http import Health, make_http_app
-from bridge.listener import Listener
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
 from bridge.routing import Router
+from bridge.sources import SourceDeps, build_source
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
@@ -98,11 +99,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
         session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
         stack.push_async_callback(session.close)
-        client = ExmailClient(
-            session=session,
-            settings=config.exmail,
-            rate=RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s),
-        )
+        rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)
+        client = ExmailClient(session=session, settings=config.exmail, rate=rate)
         clicks = await ClickThrough.create(config=config, store=store, authkeys=client)
         board = StateBoard()
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
@@ -123,19 +121,21 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             )
         clicks.bind_sinks(dispatchers)
 
-        def make_listener(tenant: TenantConfig) -> Listener:
-            return Listener(
-                tenant=tenant,
-                upstream=client,
-                store=store,
-                router=router,
-                settings=config.exmail,
-                board=board,
-            )
+        deps = SourceDeps(
+            config=config,
+            store=store,
+            router=router,
+            board=board,
+            rate=rate,
+            legacy=client,
+            api=ApiClient(
+                session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
+            ),
+        )
 
         pool = Pool(
             tenants=config.tenants,
-            make_listener=make_listener,
+            make_listener=lambda tenant: build_source(tenant, deps),
             store=store,
             board=board,
             instance_id=config.bridge.instance_id,

@@ -11,7 +11,6 @@ store fails, the same commit is retried (with backoff) until it succeeds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
@@ -21,7 +20,6 @@ from bridge.backoffs import Backoff
 from bridge.config import ExmailSection, TenantConfig
 from bridge.errors import (
     CredentialsError,
-    StoreError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRejected,
@@ -31,8 +29,9 @@ from bridge.events import Event
 from bridge.exmail.pushes import Heartbeat, MailPush, Push, UnknownPush, UnreadPush, VersionPush
 from bridge.logs import get_logger
 from bridge.routing import Router
+from bridge.sources.commit import Committer
 from bridge.states import StateBoard
-from bridge.store.base import CommitResult, Routed, Store
+from bridge.store.base import Store
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
@@ -96,7 +95,13 @@ class Listener:
         self._unread: dict[str, int] = {}
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
-        self._pending: asyncio.Future[CommitResult] | None = None
+        self._committer = Committer(
+            tenant=tenant.name,
+            store=store,
+            router=router,
+            backoff_base_s=settings.backoff_base_s,
+            sleep=sleep,
+        )
 
     @property
     def name(self) -> str:
@@ -108,7 +113,7 @@ class Listener:
         self._board.set(self.name, "starting")
         try:
             await self._sleep(start_delay_s)
-            self._ver = await self._retrying(lambda: self._store.get_version(self.name))
+            self._ver = await self._committer.retrying(lambda: self._store.get_version(self.name))
             while True:
                 await self._round()
         finally:
@@ -206,7 +211,7 @@ class Listener:
     async def _reconcile(self) -> None:
         """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose above
         the stored baseline (so mail that arrived while the bridge was down is announced)."""
-        stored = await self._retrying(lambda: self._store.get_baselines(self.name))
+        stored = await self._committer.retrying(lambda: self._store.get_baselines(self.name))
         counts: dict[str, int] = {}
         for mailbox in baselines.resolve_watch(self.tenant.watch, stored):
             try:
@@ -225,44 +230,14 @@ class Listener:
         new_ver: str | None = None,
         counts: dict[str, int] | None = None,
     ) -> None:
-        routed = self._router.route(batch)
-        # Shielded: a shutdown that cancels the listener never cuts a commit in half.
         # `counts` are the watched mailboxes' new unread baselines, stored with the events.
-        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver, counts))
+        await self._committer.commit(batch, new_ver, baselines=counts)
         if new_ver is not None:
             self._ver = new_ver
-        if result.emitted == len(batch):
-            for event in batch:
-                metrics.events_committed(event.type)
-        elif result.emitted:  # a partly duplicate batch: reconcile batches share one type
-            metrics.events_committed(batch[0].type, result.emitted)
-        if result.duplicates:
-            metrics.events_deduplicated(result.duplicates)
-            log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
-
-    async def _shielded_commit(
-        self, routed: list[Routed], new_ver: str | None, counts: dict[str, int] | None
-    ) -> CommitResult:
-        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver, counts))
-        self._pending = pending
-        return await asyncio.shield(pending)
 
     async def drain(self) -> None:
         """Wait for a commit that a cancellation left running (shutdown calls this)."""
-        if self._pending is not None and not self._pending.done():
-            with contextlib.suppress(Exception):
-                await self._pending
-
-    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run a store operation until it succeeds: a full disk must not lose a push."""
-        store_backoff = Backoff(base_s=self._settings.backoff_base_s, cap_s=30.0)
-        while True:
-            try:
-                return await op()
-            except StoreError as exc:
-                delay = store_backoff.next_delay_s()
-                log.error("store_failed", tenant=self.name, error=str(exc), retry_in_s=delay)
-                await self._sleep(delay)
+        await self._committer.drain()
 
     async def _back_off(self, exc: UpstreamError) -> None:
         reason = _reason(exc)
