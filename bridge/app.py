@@ -131,6 +131,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             api=ApiClient(
                 session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
             ),
+            wecom_mail=ApiClient(
+                session=session,
+                settings=config.exmail,
+                base_url=config.exmail.wecom_api_url,
+                provider="wecom",
+                rate=rate,
+            ),
         )
 
         pool = Pool(

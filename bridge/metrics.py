@@ -107,6 +107,18 @@ TENANTS = Gauge(
     ["state"],
     registry=REGISTRY,
 )
+UNREAD_POLLS = Counter(
+    _P + "unread_polls_total",
+    "Unread-count polls (new API, WeCom mail), by protocol and outcome.",
+    ["protocol", "outcome"],
+    registry=REGISTRY,
+)
+DIRECTORY_WALKS = Counter(
+    _P + "directory_walks_total",
+    "Full directory walks (new API), by outcome (unchanged, changed, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 
@@ -119,6 +131,16 @@ def poll_finished(outcome: str) -> None:
 def reconnect(reason: str) -> None:
     """A listener reconnects after `reason` (timeout, reset, http_5xx, ...)."""
     LISTEN_RECONNECTS.labels(reason).inc()
+
+
+def unread_poll(protocol: str, outcome: str) -> None:
+    """One unread count was polled (`same`, `changed`, `rise`, `rejected` or `error`)."""
+    UNREAD_POLLS.labels(protocol, outcome).inc()
+
+
+def directory_walk(outcome: str) -> None:
+    """A directory walk ended (`unchanged`, `changed` or `failed`)."""
+    DIRECTORY_WALKS.labels(outcome).inc()
 
 
 def upstream_error(endpoint: str, code: str) -> None:

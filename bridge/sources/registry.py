@@ -82,9 +82,23 @@ def _api_callback(tenant: TenantConfig, deps: SourceDeps) -> Source:
     return CallbackSource(tenant=tenant, board=deps.board, committer=deps.committer(tenant))
 
 
+def _api_poll(tenant: TenantConfig, deps: SourceDeps) -> Source:
+    from bridge.exmail_api.poll_source import build_api_poller
+
+    return build_api_poller(tenant, deps)
+
+
+def _wecom_mail(tenant: TenantConfig, deps: SourceDeps) -> Source:
+    from bridge.wecom_mail.source import build_wecom_mail_poller
+
+    return build_wecom_mail_poller(tenant, deps)
+
+
 SOURCE_TYPES: dict[str, SourceFactory] = {
     "legacy": _legacy,
     "api-callback": _api_callback,
+    "api-poll": _api_poll,
+    "wecom-mail": _wecom_mail,
 }
 
 
