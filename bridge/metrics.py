@@ -119,6 +119,19 @@ DIRECTORY_WALKS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+CALLBACKS = Counter(
+    _P + "callbacks_total",
+    "Exmail callbacks answered 200, by outcome (committed, duplicate, ignored, unknown_type).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CALLBACKS_REFUSED = Counter(
+    _P + "callbacks_refused_total",
+    "Exmail callbacks refused, by reason (signature, corp, stale, replay, oversized, "
+    "malformed, tenant, store).",
+    ["reason"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 
@@ -204,3 +217,13 @@ def listen_states(counts: dict[str, int]) -> None:
 def tenant_states(counts: dict[str, int]) -> None:
     """Tenants by state."""
     _set_states(TENANTS, counts)
+
+
+def callback_handled(outcome: str) -> None:
+    """A callback was answered 200 (`committed`, `duplicate`, `ignored`, `unknown_type`)."""
+    CALLBACKS.labels(outcome).inc()
+
+
+def callback_refused(reason: str) -> None:
+    """A callback was refused (or deferred with 503 when `reason` is `store`)."""
+    CALLBACKS_REFUSED.labels(reason).inc()

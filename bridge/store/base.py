@@ -161,3 +161,9 @@ class Store(Protocol):
 
     async def live_owners(self) -> list[str]:
         """Replicas whose heartbeat has not expired, sorted (for rendezvous hashing)."""
+
+    async def is_marked(self, key: str) -> bool:
+        """Whether `key` was marked and its mark has not expired (seen callbacks, ...)."""
+
+    async def mark(self, key: str, ttl_s: float) -> bool:
+        """Mark `key` for `ttl_s` seconds; True when it was not marked already (atomic)."""

@@ -82,6 +82,11 @@ class Keys:
         """STRING JSON {version, members}: the tenant's last directory walk. No TTL."""
         return f"{self.prefix}directory:{tenant}"
 
+    def mark(self, key: str) -> str:
+        """STRING "1": a short-lived mark (a callback's signature+nonce). TTL = the mark's
+        TTL (SET NX PX)."""
+        return f"{self.prefix}mark:{key}"
+
     def secret(self, name: str) -> str:
         """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""
         return f"{self.prefix}secret:{name}"

@@ -302,3 +302,12 @@ class RedisStore(RedisSourcesMixin):
         key, now_ms = self._keys.replicas(), ms(time.time())
         raw = await self._run("live_owners", self._redis.zrangebyscore(key, now_ms, "+inf"))
         return sorted(r.decode() for r in raw)
+
+    async def is_marked(self, key: str) -> bool:
+        """Whether `key` carries an unexpired mark."""
+        return bool(await self._run("is_marked", self._redis.exists(self._keys.mark(key))))
+
+    async def mark(self, key: str, ttl_s: float) -> bool:
+        """Mark `key` for `ttl_s` seconds (SET NX PX); True when it was not marked already."""
+        call = self._redis.set(self._keys.mark(key), b"1", nx=True, px=max(ms(ttl_s), 1))
+        return bool(await self._run("mark", call))

@@ -229,6 +229,14 @@ class SqliteStore:
         now = time.monotonic()
         return sorted(o for o, until in self._replicas.items() if until > now)
 
+    async def is_marked(self, key: str) -> bool:
+        """Whether `key` carries an unexpired mark."""
+        return await self._call("is_marked", ops.is_marked, self._db, key, time.time())
+
+    async def mark(self, key: str, ttl_s: float) -> bool:
+        """Mark `key` for `ttl_s` seconds; True when it was not marked already."""
+        return await self._call("mark", ops.mark, self._db, key, time.time(), ttl_s)
+
 
 def _split_ref(ref: str) -> tuple[int, int]:
     row_id, _, claims = ref.partition("@")

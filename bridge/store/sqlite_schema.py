@@ -85,6 +85,13 @@ CREATE TABLE IF NOT EXISTS directories (
     version TEXT NOT NULL,
     members BLOB NOT NULL
 ) WITHOUT ROWID;
+-- Short-lived marks (a callback's signature and nonce, to refuse replays), shared by
+-- whoever reads this file; expired rows no longer count and are pruned on `mark`.
+CREATE TABLE IF NOT EXISTS marks (
+    key        TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL    -- unix seconds
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS marks_expiry ON marks (expires_at);
 
 -- Backlog and dead-letter counts per sink, kept exact by the triggers below, so the
 -- metrics read one row instead of counting a large outbox every few seconds.
