@@ -21,12 +21,12 @@ from fnmatch import fnmatchcase
 
 from aiohttp import web
 
-from bridge import metrics
+from bridge import baselines, metrics
 from bridge.config import TenantConfig
 from bridge.errors import CallbackRefused, StoreError
 from bridge.exmail_api.callback_events import event_of
 from bridge.exmail_api.callback_verify import Verified, Verifier
-from bridge.exmail_api.callback_xml import ApiUnknown
+from bridge.exmail_api.callback_xml import ApiMail, ApiUnknown
 from bridge.logs import get_logger
 from bridge.sources.commit import Committer
 from bridge.store.base import Store
@@ -123,7 +123,12 @@ class CallbackReceiver:
             return "unknown_type"
         if not _wanted(tenant.config, push.mailbox):
             return "ignored"
-        result = await tenant.committer.commit_once([event_of(tenant.config, push)])
+        # A watched mailbox's count moves its baseline in the same commit, so the reconcile
+        # after the next start does not announce this mail a second time.
+        count = push.new_count if isinstance(push, ApiMail) else push.unread_count
+        counts = baselines.watched_count(tenant.config.watch, push.mailbox, count)
+        event = event_of(tenant.config, push)
+        result = await tenant.committer.commit_once([event], baselines=counts)
         return "committed" if result.emitted else "duplicate"
 
     async def _mark(self, tenant: _Tenant, verified: Verified) -> None:

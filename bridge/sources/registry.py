@@ -77,9 +77,11 @@ def _legacy(tenant: TenantConfig, deps: SourceDeps) -> Source:
 
 
 def _api_callback(tenant: TenantConfig, deps: SourceDeps) -> Source:
-    from bridge.exmail_api.callback_source import CallbackSource
+    # Callbacks arrive over HTTP on any replica; the owning replica still reconciles
+    # after a gap and walks the directory (bridge/exmail_api/poll_source.py).
+    from bridge.exmail_api.poll_source import build_api_callback_keeper
 
-    return CallbackSource(tenant=tenant, board=deps.board, committer=deps.committer(tenant))
+    return build_api_callback_keeper(tenant, deps)
 
 
 def _api_poll(tenant: TenantConfig, deps: SourceDeps) -> Source:
