@@ -22,7 +22,6 @@ class SimSettings:
     token_expires_in_s: int = 7200
     ver_on_listen: bool = True  # a listen with an older Ver gets the current Ver at once
     authkey_field: Literal["auth_key", "authkey", "AuthKey"] = "auth_key"
-    newcount_dates: Literal["optional", "required"] = "optional"  # new API mail/newcount
 
 
 @dataclass(slots=True)

@@ -51,7 +51,7 @@ def encode(obj: dict[str, Any], faults: Faults) -> bytes:
 
 
 def _drift(key: str, value: Any, *, as_string: bool) -> Any:
-    if key not in ("Ver", "NewCount", "count"):
+    if key not in ("Ver", "NewCount"):
         return value
     return str(value) if as_string else int(value)
 
