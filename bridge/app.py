@@ -21,6 +21,7 @@ from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
 from bridge.exmail_api.callback import CallbackReceiver
 from bridge.exmail_api.client import ApiClient
+from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
 from bridge.routing import Router
@@ -88,7 +89,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         stack.push_async_callback(session.close)
         rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)
         client = ExmailClient(session=session, settings=config.exmail, rate=rate)
-        clicks = await ClickThrough.create(config=config, store=store, authkeys=client)
+        api = ApiClient(
+            session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
+        )
+        clicks = await ClickThrough.create(
+            config=config, store=store, authkeys=client, logins={"api": ApiLogin(api)}
+        )
         board = StateBoard()
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
@@ -115,9 +121,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             board=board,
             rate=rate,
             legacy=client,
-            api=ApiClient(
-                session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
-            ),
+            api=api,
             wecom_mail=ApiClient(
                 session=session,
                 settings=config.exmail,

@@ -21,13 +21,14 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import orjson
 from aiohttp import web
 
+from bridge.clickthrough_logins import AuthKeys, LegacyLogin, LoginProvider
 from bridge.clickthrough_pages import Reason, forbidden, oauth_redirect, redirect, unavailable
 from bridge.config import BridgeSection, Config, TenantConfig, WecomSinkConfig
 from bridge.errors import InvalidClickToken, UpstreamError, UpstreamUnavailable
@@ -141,16 +142,6 @@ async def load_click_key(bridge: BridgeSection, store: Store) -> bytes:
     return await store.get_secret(CLICK_KEY_NAME, secrets.token_bytes(32))
 
 
-class AuthKeys(Protocol):
-    """Exmail's SSO: what `bridge.exmail.client.ExmailClient` provides."""
-
-    async def authkey(self, tenant: TenantConfig, mailbox: str) -> str:
-        """A fresh one-time login key for `mailbox` (a secret)."""
-
-    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str) -> str:
-        """The one-click login URL carrying `auth_key`."""
-
-
 @runtime_checkable
 class MemberCheck(Protocol):
     """WeCom identity checks: what `sinks.wecom.WecomSink` provides."""
@@ -180,23 +171,36 @@ class ClickThrough:
         tenants: Iterable[TenantConfig],
         authkeys: AuthKeys,
         wecom: MemberCheck | None = None,
+        logins: Mapping[str, LoginProvider] | None = None,
     ) -> None:
         self.signer = signer
         self._tenants = {tenant.name: tenant for tenant in tenants}
-        self._authkeys = authkeys
+        # by tenant protocol; a protocol without a provider has no click-through
+        self._logins: dict[str, LoginProvider] = {"legacy": LegacyLogin(authkeys), **(logins or {})}
         self.wecom = wecom
 
     @classmethod
-    async def create(cls, *, config: Config, store: Store, authkeys: AuthKeys) -> ClickThrough:
+    async def create(
+        cls,
+        *,
+        config: Config,
+        store: Store,
+        authkeys: AuthKeys,
+        logins: Mapping[str, LoginProvider] | None = None,
+    ) -> ClickThrough:
         """From `[bridge]` (public_url, click_secret or the store's key, click_ttl_s)."""
         key = await load_click_key(config.bridge, store)
         signer = ClickSigner(
             key=key, public_url=config.bridge.public_url, ttl_s=config.bridge.click_ttl_s
         )
-        return cls(signer=signer, tenants=config.tenants, authkeys=authkeys)
+        return cls(signer=signer, tenants=config.tenants, authkeys=authkeys, logins=logins)
 
-    def link_for(self, event: Event) -> str:
-        """The click-through link of a mail event (what a WeCom card's button opens)."""
+    def link_for(self, event: Event) -> str | None:
+        """The click-through link of a mail event (what a WeCom card's button opens), or
+        None when the event's tenant cannot open mail in one click (no SSO there)."""
+        tenant = self._tenants.get(event.tenant)
+        if tenant is not None and (not tenant.click_through or tenant.protocol not in self._logins):
+            return None
         return self.signer.link_for(event)
 
     def bind_sinks(self, sinks: Iterable[object]) -> None:
@@ -231,7 +235,11 @@ class ClickThrough:
             denial = await _member_denial(wecom, code, claim)
             if denial is not None:
                 return forbidden(denial) if denial != "unavailable" else unavailable()
-        return await _login(self._authkeys, tenant, claim)
+        provider = self._logins.get(tenant.protocol)
+        if provider is None or not tenant.click_through:
+            log.info("click_refused", reason="no_sso", tenant=claim.tenant)
+            return forbidden("no_sso")
+        return await _login(provider, tenant, claim)
 
 
 def _wants_oauth(config: object) -> bool:
@@ -267,13 +275,13 @@ async def _member_denial(
     return None
 
 
-async def _login(authkeys: AuthKeys, tenant: TenantConfig, claim: Claim) -> web.StreamResponse:
+async def _login(provider: LoginProvider, tenant: TenantConfig, claim: Claim) -> web.StreamResponse:
     try:
-        key = await authkeys.authkey(tenant, claim.mailbox)
+        url = await provider.login_url(tenant, claim.mailbox)
     except UpstreamError as exc:
         log.warning(
-            "click_authkey_failed", tenant=tenant.name, mailbox=claim.mailbox, errcode=exc.code
+            "click_login_failed", tenant=tenant.name, mailbox=claim.mailbox, errcode=exc.code
         )
         return unavailable()
     log.info("click_login", tenant=tenant.name, mailbox=claim.mailbox)
-    return redirect(authkeys.sso_url(tenant, claim.mailbox, key))
+    return redirect(url)

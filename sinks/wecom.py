@@ -3,6 +3,9 @@
 - Only `exmail.mail.received` produces a card. `exmail.mail.unread` and
   `exmail.directory.changed` events routed here are acknowledged without a message: a
   count change is not news to a person, and the mail itself was already announced.
+  Except for tenants without click-through (`link_for` answers None: WeCom-native mail
+  has no SSO): a rising unread count is all they report, and their messages are `text`
+  without a button that say why (sinks/wecom_notice.py).
 - Mailbox -> member: the static `users` map, then `user/get_userid_by_email` (cached,
   misses too). No member -> a permanent error ("no WeCom member for <mailbox>").
 - WeCom drops a member's messages beyond 30 a minute without an error, so the sink keeps
@@ -34,8 +37,9 @@ from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
 from sinks.wecom_api import WecomApi
 from sinks.wecom_budget import MemberBudget
-from sinks.wecom_card import Card, MailLine, digest_card, mail_card
+from sinks.wecom_card import MailLine, digest_card, mail_card
 from sinks.wecom_members import MemberDirectory
+from sinks.wecom_notice import is_news, notice
 
 __all__ = ["WecomSink"]
 
@@ -50,7 +54,7 @@ class WecomSink:
         self,
         *,
         config: WecomSinkConfig,
-        link_for: Callable[[Event], str],
+        link_for: Callable[[Event], str | None],
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -88,12 +92,17 @@ class WecomSink:
     async def send_batch(self, events: Sequence[Event]) -> list[SinkError | None]:
         """One result per event; a member's burst becomes one digest card."""
         results: list[SinkError | None] = [None] * len(events)
-        mails = [(i, e) for i, e in enumerate(events) if e.type == MAIL_RECEIVED]
+        mails = [(i, e) for i, e in enumerate(events) if self._announces(e)]
         groups = await self._group_by_member(mails, results)
         async with asyncio.TaskGroup() as tasks:
             for userid, items in groups.items():
                 tasks.create_task(self._deliver(userid, items, results), name=f"wecom[{userid}]")
         return results
+
+    def _announces(self, event: Event) -> bool:
+        if event.type == MAIL_RECEIVED:
+            return True
+        return is_news(event) and self._link_for(event) is None
 
     async def _group_by_member(
         self, mails: _Items, results: list[SinkError | None]
@@ -137,10 +146,14 @@ class WecomSink:
 
     async def _send_each(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
         for done, (_, event) in enumerate(items):
+            url = self._link_for(event)
             line = MailLine.from_data(event.data)
-            card = mail_card(line, url=self._link_for(event), btntxt=self.config.button_text)
             try:
-                await self._send_card(userid, card)
+                if url is None:
+                    await self._send(userid, "text", notice([event]))
+                else:
+                    card = mail_card(line, url=url, btntxt=self.config.button_text)
+                    await self._send(userid, "textcard", card.as_json())
             except SinkError as exc:
                 _assign(results, items[done:], exc)  # later mails would fail the same way
                 return
@@ -149,20 +162,23 @@ class WecomSink:
         self, userid: str, items: _Items, results: list[SinkError | None]
     ) -> None:
         lines = [MailLine.from_data(event.data) for _, event in items]
-        newest = items[-1][1]
-        card = digest_card(lines, url=self._link_for(newest), btntxt=self.config.button_text)
+        url = self._link_for(items[-1][1])
         log.info("wecom_digest", sink=self.name, userid=userid, mails=len(items))
         try:
-            await self._send_card(userid, card)
+            if url is None:
+                await self._send(userid, "text", notice([event for _, event in items]))
+            else:
+                card = digest_card(lines, url=url, btntxt=self.config.button_text)
+                await self._send(userid, "textcard", card.as_json())
         except SinkError as exc:
             _assign(results, items, exc)
 
-    async def _send_card(self, userid: str, card: Card) -> None:
+    async def _send(self, userid: str, msgtype: str, body: dict[str, str]) -> None:
         payload = {
             "touser": userid,
-            "msgtype": "textcard",
+            "msgtype": msgtype,
             "agentid": self.config.agent_id,
-            "textcard": card.as_json(),
+            msgtype: body,
         }
         try:
             doc = await self.api.send_message(payload)

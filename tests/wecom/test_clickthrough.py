@@ -230,7 +230,9 @@ async def test_app_wiring_with_store_key_and_bound_sink(
         app.router.add_get("/open/{token}", clicks.handler)
         await sink.start()
         try:
-            async with serve_app(app, port), http.get(clicks.link_for(mail())) as resp:
+            link = clicks.link_for(mail())
+            assert link is not None
+            async with serve_app(app, port), http.get(link) as resp:
                 page = await resp.text()
         finally:
             await sink.aclose()
