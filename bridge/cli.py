@@ -1,4 +1,4 @@
-"""`exmail-bridge`: run, check, simulate, demo, dlq."""
+"""`exmail-bridge`: run, check, healthcheck, simulate, demo, dlq."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo(args.config, args.duration)
 
 
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from bridge.healthcheck import probe
+
+    return probe(args.config, ready=args.ready, timeout_s=args.timeout_s)
+
+
 def _cmd_dlq(args: argparse.Namespace) -> int:
     from bridge.dlq import dlq
 
@@ -97,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
     dlq.add_argument("--id", help="only this event id")
+
+    health = with_config(
+        "healthcheck", "probe the running bridge's /healthz (exit 0 ok, 1 not)", _cmd_healthcheck
+    )
+    health.add_argument("--ready", action="store_true", help="probe /readyz instead")
+    health.add_argument("--timeout-s", type=float, default=3.0, help="give up after S seconds")
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
     from bridge.simulator.serve import add_arguments

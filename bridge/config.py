@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config_env import with_env_defaults
 from bridge.errors import ConfigError
 
 __all__ = [
@@ -229,6 +230,14 @@ class WecomSinkConfig(_SinkBase):
 
     _check_url = field_validator("api_base")(classmethod(lambda c, v: _http_url(v)))
 
+    @field_validator("ordered")
+    @classmethod
+    def _unordered(cls, value: bool) -> bool:
+        # Refused, not ignored: docs/delivery.md says why cards cannot promise an order.
+        if value:
+            raise ValueError("is not supported by wecom sinks (cards fold bursts into digests)")
+        return value
+
 
 SinkConfig = Annotated[
     WebhookSinkConfig | MqttSinkConfig | WecomSinkConfig, Field(discriminator="type")
@@ -353,12 +362,17 @@ def _reason(err: Mapping[str, Any]) -> str:
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate an already-parsed TOML table; raise ConfigError naming the first bad key."""
-    resolved = _resolve_table(dict(data), "", os.environ if env is None else env)
+    env = os.environ if env is None else env
+    filled, from_env = with_env_defaults(data, env)
+    resolved = _resolve_table(filled, "", env)
     try:
         return Config.model_validate(resolved)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(_loc(tuple(first["loc"])), _reason(first)) from None
+        key = _loc(tuple(first["loc"]))
+        if var := from_env.get(key):
+            key = f"{key} (from ${var})"
+        raise ConfigError(key, _reason(first)) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
