@@ -57,12 +57,13 @@ trap 'die "interrupted"' INT TERM
 
 install_tools() {
     local need=()
+    # debootstrap and the rootful podman this script drives both need root.
+    [ "$(id -u)" -eq 0 ] || die "podman cannot run containers here for this script: run it as root"
     command -v podman >/dev/null || need+=(podman)
     command -v runc >/dev/null || need+=(runc)
     command -v slirp4netns >/dev/null || need+=(slirp4netns)
     command -v debootstrap >/dev/null || need+=(debootstrap)
     [ ${#need[@]} -eq 0 ] && return
-    [ "$(id -u)" -eq 0 ] || die "podman cannot run here: ${need[*]} missing and not root to install"
     say "installing ${need[*]}"
     # runc, not crun: crun refuses this host's hybrid cgroup layout. --no-install-recommends
     # keeps crun (and the rest of podman's recommends) off.
@@ -103,6 +104,7 @@ base_image() {
     if [ ! -s "$tar" ]; then
         say "debootstrap $SUITE into $CACHE (cached for later runs)"
         mkdir -p "$CACHE"
+        rm -rf "$CACHE"/rootfs.* "$CACHE"/*.tmp   # left by an interrupted run
         rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
         debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$MIRROR" \
             >"$WORK/debootstrap.log" 2>&1 \
@@ -124,12 +126,13 @@ check_podman_runs() {
 }
 
 build_image() {
-    local start
+    local start ca=()
     start=$(date +%s)
+    [ -s "$HOST_CA" ] && ca=(-v "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro")
     # --format docker: the OCI format has no HEALTHCHECK, and podman would drop it silently.
+    # --network host: the build only fetches packages; no bridge or NAT rule on the host.
     podman build --format docker --pull=never --network host \
-        --build-arg PYTHON_IMAGE="$BASE" \
-        -v "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro" \
+        --build-arg PYTHON_IMAGE="$BASE" "${ca[@]}" \
         -f deploy/Dockerfile -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
         || die "podman build failed: $(grep -v '^ *$' "$WORK/build.log" | tail -1)"
     BUILD_S=$(($(date +%s) - start))
