@@ -52,6 +52,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'die "interrupted"' INT TERM
+# Anything else that fails still ends in one FAIL line that says where.
+trap 'die "line $LINENO: $BASH_COMMAND failed"' ERR
 
 # ---- the tools ----------------------------------------------------------------------------
 
@@ -117,6 +119,12 @@ base_image() {
     podman import --quiet \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' "$tar" "$BASE" >/dev/null
+}
+
+check_podman_works() {
+    local out
+    out=$(podman info 2>&1 >/dev/null) \
+        || die "podman cannot run containers on this machine: $(tail -1 <<<"$out")"
 }
 
 check_podman_runs() {
@@ -324,6 +332,7 @@ main() {
     local start=$SECONDS
     install_tools
     write_containers_conf
+    check_podman_works
     base_image
     say "tools and base ready in $((SECONDS - start))s"
     check_podman_runs
