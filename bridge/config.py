@@ -25,8 +25,10 @@ from pydantic import (
 
 from bridge.config_env import (
     DEFAULT_HTTP_LISTEN,
+    LISTEN_HINT,
     config_path,
     expand,
+    is_listen_address,
     read_toml,
     with_env_defaults,
 )
@@ -91,9 +93,8 @@ class BridgeSection(_Model):
     def _listen(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        if not is_listen_address(value):
+            raise ValueError(LISTEN_HINT)
         return value
 
     @field_validator("public_url")

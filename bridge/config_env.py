@@ -25,14 +25,17 @@ __all__ = [
     "DEFAULT_HTTP_LISTEN",
     "ENV_CONFIG",
     "ENV_DEFAULTS",
+    "LISTEN_HINT",
     "config_path",
     "expand",
+    "is_listen_address",
     "read_toml",
     "with_env_defaults",
 ]
 
 ENV_CONFIG = "EXMAIL_BRIDGE_CONFIG"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:9464"
+LISTEN_HINT = "must be host:port, e.g. 127.0.0.1:9464"
 # `[bridge]` key -> the environment variable that supplies its default.
 ENV_DEFAULTS: Mapping[str, str] = {
     "http_listen": "EXMAIL_BRIDGE_HTTP_LISTEN",
@@ -44,6 +47,12 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def config_path(path: str | os.PathLike[str] | None) -> Path:
     """`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml."""
     return Path(path or os.environ.get(ENV_CONFIG) or "config.toml")
+
+
+def is_listen_address(value: str) -> bool:
+    """`host:port` with a port in 0..65535 (the host is checked when binding)."""
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and int(port) < 65536)
 
 
 def read_toml(target: Path) -> dict[str, Any]:

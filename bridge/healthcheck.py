@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from bridge.config_env import (
     DEFAULT_HTTP_LISTEN,
+    LISTEN_HINT,
     config_path,
     expand,
+    is_listen_address,
     read_toml,
     with_env_defaults,
 )
@@ -50,12 +52,9 @@ def http_listen(path: str | None) -> str:
     data, _ = with_env_defaults(read_toml(config_path(path)), os.environ)
     bridge = data.get("bridge", {})
     raw = bridge.get("http_listen", DEFAULT_HTTP_LISTEN) if isinstance(bridge, dict) else None
-    if not isinstance(raw, str):
-        raise ConfigError("bridge.http_listen", "must be host:port, e.g. 127.0.0.1:9464")
-    value = expand(raw, "bridge.http_listen", os.environ)
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError("bridge.http_listen", "must be host:port, e.g. 127.0.0.1:9464")
+    value = expand(raw, "bridge.http_listen", os.environ) if isinstance(raw, str) else ""
+    if not is_listen_address(value):
+        raise ConfigError("bridge.http_listen", LISTEN_HINT)
     return value
 
 
