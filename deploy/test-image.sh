@@ -19,6 +19,7 @@ SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_PACKAGES=python3,python3-venv,python3-pip,python-is-python3,ca-certificates
 IMAGE=localhost/exmail-bridge:test
+BUILD_STAGE=localhost/exmail-bridge-build:test
 # The proxy in front of the package index presents a CA only the host trusts: the build
 # mounts the host's bundle read-only over the base's and never copies it into a layer.
 HOST_CA=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
@@ -133,17 +134,31 @@ check_podman_runs() {
         || die "podman cannot run containers on this machine: $(tail -1 <<<"$out")"
 }
 
-build_image() {
-    local start ca=()
-    start=$(date +%s)
+# podman_build TAG ARGS...: build deploy/Dockerfile as TAG; remove, by id, the image TAG named
+# before (untagged now), so runs do not pile up layers.
+podman_build() {
+    local tag=$1 previous ca=()
+    shift
+    previous=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
     [ -s "$HOST_CA" ] && ca=(-v "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro")
     # --format docker: the OCI format has no HEALTHCHECK, and podman would drop it silently.
     # --network host: the build only fetches packages; no bridge or NAT rule on the host.
     podman build --format docker --pull=never --network host \
-        --build-arg PYTHON_IMAGE="$BASE" "${ca[@]}" \
-        -f deploy/Dockerfile -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
+        --build-arg PYTHON_IMAGE="$BASE" "${ca[@]}" "$@" \
+        -f deploy/Dockerfile -t "$tag" . >>"$WORK/build.log" 2>&1 \
         || die "podman build failed: $(grep -v '^ *$' "$WORK/build.log" | tail -1)"
-    BUILD_S=$(($(date +%s) - start))
+    if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$tag")" ]; then
+        podman rmi "$previous" >/dev/null 2>&1 || true
+    fi
+}
+
+# The build stage is tagged too: it holds the cached dependency layer, which an untagged
+# stage would lose to the clean-up above.
+build_image() {
+    local start=$SECONDS
+    podman_build "$BUILD_STAGE" --target build
+    podman_build "$IMAGE"
+    BUILD_S=$((SECONDS - start))
 }
 
 # ---- the smoke test: deploy/test-image/smoke.sh ------------------------------------------
