@@ -9,7 +9,7 @@
 # rebuilt only when the package list changes. The script installs podman, runc, slirp4netns
 # and debootstrap with apt when they are missing, and writes the containers.conf it uses.
 # Every check that fails stops the script with one line and a non-zero exit; every
-# container, pod and volume it started is removed by id on the way out.
+# container and volume it started is removed by id on the way out.
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 here=deploy/test-image
