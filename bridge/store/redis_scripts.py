@@ -198,7 +198,6 @@ end
 return out
 """
 
-# KEYS: lease.  ARGV: owner.
 # KEYS: the leases to give up; ARGV: owner. Returns how many it held and released.
 RELEASE_LEASE = """#!lua
 local released = 0
