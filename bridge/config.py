@@ -8,8 +8,6 @@ nowhere else.
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,7 +24,15 @@ from pydantic import (
     model_validator,
 )
 
-from bridge.config_env import with_env_defaults
+from bridge.config_env import (
+    DEFAULT_HTTP_LISTEN,
+    LISTEN_HINT,
+    config_path,
+    expand,
+    is_listen_address,
+    read_toml,
+    with_env_defaults,
+)
 from bridge.errors import ConfigError
 from bridge.tenant_rules import check_aes_key, check_tenant, required_keys
 
@@ -44,7 +50,6 @@ __all__ = [
     "parse_config",
 ]
 
-ENV_CONFIG = "EXMAIL_BRIDGE_CONFIG"
 # Keys whose values are secrets; each may instead be given as `<key>_file`.
 SECRET_KEYS = frozenset(
     {
@@ -59,7 +64,6 @@ SECRET_KEYS = frozenset(
     }
 )
 DEFAULT_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _Model(BaseModel):
@@ -71,7 +75,7 @@ class BridgeSection(_Model):
 
     store: str = "sqlite:///./data/bridge.db"
     redis_prefix: str = "exmail-bridge:"
-    http_listen: str = "127.0.0.1:9464"
+    http_listen: str = DEFAULT_HTTP_LISTEN
     # Callbacks, click-through, /v1/ and /me; unset = served on http_listen. Tencent calls
     # back only on 80, 443 or 8080, so this sits behind the ingress on one of those.
     public_listen: str | None = None
@@ -102,9 +106,8 @@ class BridgeSection(_Model):
     def _listen(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        if not is_listen_address(value):
+            raise ValueError(LISTEN_HINT)
         return value
 
     @field_validator("public_url")
@@ -352,17 +355,8 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [_interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
     if isinstance(value, str):
-        return _ENV_RE.sub(lambda m: _env_value(m, path, env), value)
+        return expand(value, path, env)
     return value
-
-
-def _env_value(match: re.Match[str], path: str, env: Mapping[str, str]) -> str:
-    name, default = match.group(1), match.group(2)
-    if name in env:
-        return env[name]
-    if default is not None:
-        return default
-    raise ConfigError(path, f"environment variable {name} is not set")
 
 
 def _resolve_table(table: dict[str, Any], path: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -427,16 +421,8 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate a config file (`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml)."""
-    target = Path(path or os.environ.get(ENV_CONFIG) or "config.toml")
-    try:
-        text = target.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {target}: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{target} is not valid TOML: {exc}") from exc
-    return _anchor_store(parse_config(data), target.resolve().parent)
+    target = config_path(path)
+    return _anchor_store(parse_config(read_toml(target)), target.resolve().parent)
 
 
 def _anchor_store(config: Config, folder: Path) -> Config:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from bridge.baselines import is_glob
 from bridge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -66,7 +67,19 @@ def check_tenant(path: str, tenant: TenantConfig) -> None:
     for key in _FORBIDDEN[protocol]:
         if _is_set(tenant, key):
             raise ConfigError(f"{path}.{key}", _WHY[protocol])
+    _check_watch(path, tenant)
     token, aes = (_is_set(tenant, key) for key in _CALLBACK)
     if token != aes:
         missing = "callback_aes_key" if token else "callback_token"
         raise ConfigError(f"{path}.{missing}", "required when callback mode is configured")
+
+
+def _check_watch(path: str, tenant: TenantConfig) -> None:
+    """wecom-mail has no directory to resolve a pattern against: it needs mailboxes."""
+    if tenant.protocol != "wecom-mail":
+        return
+    for j, entry in enumerate(tenant.watch):
+        if is_glob(entry):
+            raise ConfigError(
+                f"{path}.watch[{j}]", 'patterns need a directory; "wecom-mail" has none'
+            )

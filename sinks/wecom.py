@@ -3,9 +3,6 @@
 - Only `exmail.mail.received` produces a card. `exmail.mail.unread` and
   `exmail.directory.changed` events routed here are acknowledged without a message: a
   count change is not news to a person, and the mail itself was already announced.
-  Except for tenants without click-through (`link_for` answers None: WeCom-native mail
-  has no SSO): a rising unread count is all they report, and their messages are `text`
-  without a button that say why (sinks/wecom_notice.py).
 - Mailbox -> member: the static `users` map, then `user/get_userid_by_email` (cached,
   misses too). No member -> a permanent error ("no WeCom member for <mailbox>").
 - WeCom drops a member's messages beyond 30 a minute without an error, so the sink keeps
@@ -48,7 +45,7 @@ __all__ = ["WecomSink"]
 log = get_logger(__name__)
 _Items = list[tuple[int, Event]]  # (index in the batch, event)
 _Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
-Message = tuple[str, dict[str, str]]  # (msgtype, its body)
+_Message = tuple[str, dict[str, str]]  # (msgtype, its body): a textcard or a plain text
 
 
 class WecomSink:
@@ -114,6 +111,8 @@ class WecomSink:
         return [results.get(i) for i in range(len(events))]
 
     def _announces(self, event: Event) -> bool:
+        """Mails always; an unread rise only for tenants without one-click mail (their
+        only news: a `wecom-mail` source polls counts)."""
         if event.type == MAIL_RECEIVED:
             return True
         return is_news(event) and self._link_for(event) is None
@@ -165,18 +164,20 @@ class WecomSink:
         message = self._message([event for _, event in items])
         return _all(items, await self._send_by(deadline, userid, message))
 
-    def _message(self, events: Sequence[Event]) -> Message:
-        """A textcard for one mail (or a digest of several), or, for a tenant without
-        click-through, a text message without a button that says why."""
+    def _message(self, events: Sequence[Event]) -> _Message:
+        """One card for `events` (newest last), or a plain text where there is no link."""
         url = self._link_for(events[-1])
         if url is None:
             return "text", notice(events)
         btntxt = self.config.button_text
+        if len(events) == 1:
+            return "textcard", mail_card(
+                MailLine.from_data(events[0].data), url=url, btntxt=btntxt
+            ).as_json()
         lines = [MailLine.from_data(event.data) for event in events]
-        card = mail_card(lines[0], url=url, btntxt=btntxt) if len(lines) == 1 else None
-        return "textcard", (card or digest_card(lines, url=url, btntxt=btntxt)).as_json()
+        return "textcard", digest_card(lines, url=url, btntxt=btntxt).as_json()
 
-    async def _send_by(self, deadline: float, userid: str, message: Message) -> SinkError | None:
+    async def _send_by(self, deadline: float, userid: str, message: _Message) -> SinkError | None:
         """Send one message before `deadline`; the failure, or None when it went out."""
         try:
             async with asyncio.timeout_at(deadline):

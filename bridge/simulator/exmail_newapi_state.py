@@ -58,6 +58,7 @@ class NewApiSettings:
     callback_timeout_s: float = 5.0  # WeCom drops the connection after 5 s ...
     callback_tries: int = 3  # ... and sends again, 3 tries in all
     callback_retry_s: float = 1.0
+    newcount_dates: str = "optional"  # "required": mail/newcount refuses a request without dates
 
 
 @dataclass(frozen=True, slots=True)

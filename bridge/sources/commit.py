@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from bridge import metrics
@@ -49,14 +49,28 @@ class Committer:
         self._sleep = sleep
         self._pending: set[asyncio.Future[CommitResult]] = set()
 
-    async def commit(self, batch: Sequence[Event], new_ver: str | None = None) -> CommitResult:
-        """Commit `batch` (and the new version), retrying the store until it succeeds."""
-        return await self.retrying(lambda: self.commit_once(batch, new_ver))
+    async def commit(
+        self,
+        batch: Sequence[Event],
+        new_ver: str | None = None,
+        *,
+        baselines: Mapping[str, int] | None = None,
+    ) -> CommitResult:
+        """Commit `batch` (the new version, the unread baselines), retrying the store until
+        it succeeds."""
+        return await self.retrying(lambda: self.commit_once(batch, new_ver, baselines=baselines))
 
-    async def commit_once(self, batch: Sequence[Event], new_ver: str | None = None) -> CommitResult:
+    async def commit_once(
+        self,
+        batch: Sequence[Event],
+        new_ver: str | None = None,
+        *,
+        baselines: Mapping[str, int] | None = None,
+    ) -> CommitResult:
         """Commit `batch` once; StoreError when the store fails."""
         routed = self._router.route(list(batch))
-        pending = asyncio.ensure_future(self._store.commit(self.tenant, routed, new_ver))
+        commit = self._store.commit(self.tenant, routed, new_ver, baselines)
+        pending = asyncio.ensure_future(commit)
         self._pending.add(pending)
         pending.add_done_callback(self._pending.discard)
         result = await asyncio.shield(pending)

@@ -84,14 +84,30 @@ def _legacy(tenant: TenantConfig, deps: SourceDeps) -> Source:
 
 
 def _api_callback(tenant: TenantConfig, deps: SourceDeps) -> Source:
-    from bridge.exmail_api.callback_source import CallbackSource
+    # Callbacks arrive over HTTP on any replica; the owning replica still reconciles
+    # after a gap and walks the directory (bridge/exmail_api/poll_source.py).
+    from bridge.exmail_api.poll_source import build_api_callback_keeper
 
-    return CallbackSource(tenant=tenant, board=deps.board, committer=deps.committer(tenant))
+    return build_api_callback_keeper(tenant, deps)
+
+
+def _api_poll(tenant: TenantConfig, deps: SourceDeps) -> Source:
+    from bridge.exmail_api.poll_source import build_api_poller
+
+    return build_api_poller(tenant, deps)
+
+
+def _wecom_mail(tenant: TenantConfig, deps: SourceDeps) -> Source:
+    from bridge.wecom_mail.source import build_wecom_mail_poller
+
+    return build_wecom_mail_poller(tenant, deps)
 
 
 SOURCE_TYPES: dict[str, SourceFactory] = {
     "legacy": _legacy,
     "api-callback": _api_callback,
+    "api-poll": _api_poll,
+    "wecom-mail": _wecom_mail,
 }
 
 

@@ -58,8 +58,9 @@ def commit(
     new_ver: str | None,
     now: float,
     window_s: float,
+    baselines: Sequence[tuple[str, int]] = (),
 ) -> tuple[int, int, set[str]]:
-    """Append fresh events; return (emitted, duplicates, sinks that got rows)."""
+    """Append fresh events (and set baselines); return (emitted, duplicates, sinks)."""
     emitted, touched = 0, set[str]()
     with transaction(conn):
         for event in events:
@@ -78,6 +79,11 @@ def commit(
                 "INSERT INTO versions VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET ver = ?",
                 (tenant, new_ver, new_ver),
             )
+        conn.executemany(
+            "INSERT INTO baselines VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant, mailbox) DO UPDATE SET unread = excluded.unread",
+            [(tenant, mailbox, unread) for mailbox, unread in baselines],
+        )
     return emitted, len(events) - emitted, touched
 
 
