@@ -136,10 +136,10 @@ class Listener:
             outcome = await self._handle(push, outcome)
         self._board.set(self.name, "connected")
         metrics.poll_finished(outcome)
-        self.polls += 1
         self.backoff.reset()
         if self._gap:
             await self._reconcile()
+        self.polls += 1  # counted once the round is complete, reconcile included
 
     async def _handle(self, push: Push, outcome: str) -> str:
         match push:
