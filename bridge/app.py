@@ -13,7 +13,8 @@ import signal
 from dataclasses import dataclass
 
 from bridge import logs, metrics
-from bridge.clickthrough import ClickThrough
+from bridge.click_token import link_ttl_s, make_signer
+from bridge.clickthrough import ClickThrough, login_providers, member_checks, tenant_links
 from bridge.config import Config
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
@@ -32,6 +33,7 @@ from bridge.store.base import Store
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
+from sinks.shared import sink_extras
 
 __all__ = ["Runtime", "run", "serve"]
 
@@ -58,11 +60,7 @@ class Runtime:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
-        found += [
-            f"sink {d.name} failing permanently: {d.permanent_failure}"
-            for d in self.dispatchers
-            if d.permanent_failure
-        ]
+        found += [p for p in (d.problem() for d in self.dispatchers) if p]
         return found
 
 
@@ -92,14 +90,22 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         api = ApiClient(
             session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
         )
-        clicks = await ClickThrough.create(
-            config=config, store=store, authkeys=client, logins={"api": ApiLogin(api)}
-        )
+        # Dependency order: the signer and login providers, then the sinks (given links
+        # naming them), then the click-through handler (given the WeCom sinks that check
+        # who clicks).
+        signer = await make_signer(config, store)
+        logins = login_providers(client, {"api": ApiLogin(api)})
         board = StateBoard()
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
-            sink = build_sink(sink_config, config=config, link_for=clicks.link_for)
+            extra = sink_extras(sink_config, store)
+            link_for = tenant_links(
+                signer.links_for(sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)),
+                config.tenants,
+                logins,
+            )
+            sink = build_sink(sink_config, config=config, link_for=link_for, **extra)
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(
@@ -112,7 +118,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                     ordered=sink_config.ordered,
                 )
             )
-        clicks.bind_sinks(dispatchers)
+        clicks = ClickThrough(
+            signer=signer,
+            tenants=config.tenants,
+            authkeys=client,
+            checks=member_checks(d.sink for d in dispatchers),
+            logins=logins,
+            without_oauth_ttl_s=config.bridge.click_ttl_without_oauth_s,
+        )
 
         deps = SourceDeps(
             config=config,

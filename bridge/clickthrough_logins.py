@@ -20,8 +20,9 @@ __all__ = ["AuthKeys", "LegacyLogin", "LoginProvider"]
 class LoginProvider(Protocol):
     """Answers a fresh one-click login URL for a mailbox."""
 
-    async def login_url(self, tenant: TenantConfig, mailbox: str) -> str:
-        """A single-use URL that opens `mailbox` (a secret: never log it)."""
+    async def login_url(self, tenant: TenantConfig, mailbox: str, mail_id: str = "") -> str:
+        """A single-use URL that opens `mailbox` (at `mail_id` where the upstream allows
+        it); a secret: never log it."""
 
 
 class AuthKeys(Protocol):
@@ -30,8 +31,8 @@ class AuthKeys(Protocol):
     async def authkey(self, tenant: TenantConfig, mailbox: str) -> str:
         """A fresh one-time login key for `mailbox` (a secret)."""
 
-    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str) -> str:
-        """The one-click login URL carrying `auth_key`."""
+    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str, mail_id: str = "") -> str:
+        """The one-click login URL carrying `auth_key`, opening `mail_id` when given."""
 
 
 class LegacyLogin:
@@ -40,7 +41,7 @@ class LegacyLogin:
     def __init__(self, authkeys: AuthKeys) -> None:
         self._authkeys = authkeys
 
-    async def login_url(self, tenant: TenantConfig, mailbox: str) -> str:
-        """The legacy SSO URL with a fresh auth key."""
+    async def login_url(self, tenant: TenantConfig, mailbox: str, mail_id: str = "") -> str:
+        """The legacy SSO URL with a fresh auth key, opening `mail_id` when given."""
         key = await self._authkeys.authkey(tenant, mailbox)
-        return self._authkeys.sso_url(tenant, mailbox, key)
+        return self._authkeys.sso_url(tenant, mailbox, key, mail_id)

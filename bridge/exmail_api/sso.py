@@ -17,8 +17,9 @@ class ApiLogin:
     def __init__(self, client: ApiClient) -> None:
         self._client = client
 
-    async def login_url(self, tenant: TenantConfig, mailbox: str) -> str:
-        """A fresh `login_url` for `mailbox` (a secret: never cached, never logged)."""
+    async def login_url(self, tenant: TenantConfig, mailbox: str, mail_id: str = "") -> str:
+        """A fresh `login_url` for `mailbox` (a secret: never cached, never logged); the
+        new API opens the mailbox, not one mail, so `mail_id` is not passed on."""
         doc = await self._client.call(
             tenant, "GET", "service/get_login_url", app="sso", params={"userid": mailbox}
         )

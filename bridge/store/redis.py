@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 
+from bridge.store import redis_order
 from bridge.store import redis_scripts as lua
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
 from bridge.store.keys import Keys
@@ -52,7 +53,7 @@ from bridge.store.redis_sources import RedisSourcesMixin
 __all__ = ["RedisStore"]
 
 
-class RedisStore(RedisSourcesMixin):
+class RedisStore(redis_order.OrderedOps, RedisSourcesMixin):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -85,7 +86,10 @@ class RedisStore(RedisSourcesMixin):
         self._redis = aioredis.Redis(connection_pool=self._pool)
         self._blocking = aioredis.Redis(connection_pool=self._blocking_pool)
         self._scripts = {
-            name: self._redis.register_script(getattr(lua, name)) for name in lua.__all__
+            name: self._redis.register_script(getattr(module, name))
+            for module in (lua, redis_order)
+            for name in module.__all__
+            if name.isupper()
         }
 
     async def __aenter__(self) -> Self:
@@ -174,7 +178,9 @@ class RedisStore(RedisSourcesMixin):
         """Forget a delivered delivery."""
         k, sink = self._keys, delivery.sink
         ident, _ = split_ref(delivery.ref)
-        await self._script("ACK", [k.due(sink), k.body(sink), k.attempts(sink)], [ident])
+        keys = [k.due(sink), k.body(sink), k.attempts(sink)]
+        keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
+        await self._script("ACK", keys, [ident, ms(time.time())])
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""
@@ -197,6 +203,7 @@ class RedisStore(RedisSourcesMixin):
             }
         )
         keys = [k.due(sink), k.body(sink), k.attempts(sink), k.dead(sink), k.dead_order(sink)]
+        keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
         await self._script("DEAD_LETTER", keys, [ident, token, record, ms(now)])
 
     async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -282,7 +289,14 @@ class RedisStore(RedisSourcesMixin):
 
     async def release_lease(self, tenant: str, owner: str) -> None:
         """Give the lease up, if `owner` holds it."""
-        await self._script("RELEASE_LEASE", [self._keys.lease(tenant)], [owner])
+        await self.release_leases([tenant], owner)
+
+    async def release_leases(self, tenants: Sequence[str], owner: str) -> int:
+        """Give up every lease `owner` holds among `tenants`, in one round trip."""
+        if not tenants:
+            return 0
+        keys = [self._keys.lease(t) for t in tenants]
+        return int(await self._script("RELEASE_LEASE", keys, [owner]))
 
     async def lease_owner(self, tenant: str) -> str | None:
         """Who holds the tenant's lease now, or None."""
@@ -305,9 +319,9 @@ class RedisStore(RedisSourcesMixin):
 
     async def is_marked(self, key: str) -> bool:
         """Whether `key` carries an unexpired mark."""
-        return bool(await self._run("is_marked", self._redis.exists(self._keys.mark(key))))
+        return bool(await self._run("is_marked", self._redis.exists(self._keys.flag(key))))
 
     async def mark(self, key: str, ttl_s: float) -> bool:
         """Mark `key` for `ttl_s` seconds (SET NX PX); True when it was not marked already."""
-        call = self._redis.set(self._keys.mark(key), b"1", nx=True, px=max(ms(ttl_s), 1))
+        call = self._redis.set(self._keys.flag(key), b"1", nx=True, px=max(ms(ttl_s), 1))
         return bool(await self._run("mark", call))

@@ -216,18 +216,18 @@ def get_secret(conn: sqlite3.Connection, name: str, factory: bytes) -> bytes:
 
 
 def is_marked(conn: sqlite3.Connection, key: str, now: float) -> bool:
-    row = conn.execute("SELECT 1 FROM marks WHERE key = ? AND expires_at > ?", (key, now))
+    row = conn.execute("SELECT 1 FROM flags WHERE key = ? AND expires_at > ?", (key, now))
     return row.fetchone() is not None
 
 
 def mark(conn: sqlite3.Connection, key: str, now: float, ttl_s: float) -> bool:
     with transaction(conn):
         conn.execute(
-            "DELETE FROM marks WHERE key IN (SELECT key FROM marks WHERE expires_at <= ? LIMIT ?)",
+            "DELETE FROM flags WHERE key IN (SELECT key FROM flags WHERE expires_at <= ? LIMIT ?)",
             (now, _PRUNE_BATCH),
         )
-        conn.execute("DELETE FROM marks WHERE key = ? AND expires_at <= ?", (key, now))
+        conn.execute("DELETE FROM flags WHERE key = ? AND expires_at <= ?", (key, now))
         cursor = conn.execute(
-            "INSERT INTO marks VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
+            "INSERT INTO flags VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
         )
         return cursor.rowcount == 1

@@ -48,6 +48,7 @@ def _wecom_sink(wecom_sim: WecomSim) -> dict[str, Any]:
         "corp_secret": state.corp_secret,
         "agent_id": state.agent_id,
         "api_base": wecom_sim.url,
+        "oauth_url": f"{wecom_sim.url}/connect/oauth2/authorize",
         "users": {"boss@globex.com": "boss"},
         "retry_s": [0, 0.3, 0.3],
         "timeout_s": 2,
@@ -78,6 +79,7 @@ async def test_api_mail_reaches_every_sink_and_the_button_logs_in(
     """Mail (callback mode) -> webhook, MQTT, WeCom card; the card's link logs in once."""
     s = Secrets()
     wecom_sim.state.add_member("boss", email="boss@globex.com")
+    wecom_sim.state.current_user = "boss"  # who is signed in to WeCom: the card's owner
     callback = {"url": f"{e2e.public_url}/exmail/callback/globex", "token": s.token}
     await _sim(
         e2e,
@@ -115,11 +117,16 @@ async def test_api_mail_reaches_every_sink_and_the_button_logs_in(
 
 
 async def _click(e2e: Harness, link: str) -> str:
-    """Follow the card's link: a 302 to the login URL, which logs in once; the ticket."""
+    """Follow the card's link through WeCom OAuth to the login URL, which logs in once;
+    the ticket."""
     assert link.startswith(f"{e2e.public_url}/open/")
-    async with e2e.http.get(link, allow_redirects=False) as resp:
-        assert resp.status == 302
-        location = resp.headers["Location"]
+    location = link
+    for _ in range(3):  # /open/ -> WeCom's authorize page -> /open/?code= -> the login URL
+        async with e2e.http.get(location, allow_redirects=False) as resp:
+            assert resp.status == 302, await resp.text()
+            location = resp.headers["Location"]
+        if location.startswith(f"{e2e.sim.url}/_sim/api/login"):
+            break
     assert location.startswith(f"{e2e.sim.url}/_sim/api/login?ticket=")
     async with e2e.http.get(location) as page:
         assert page.status == 200

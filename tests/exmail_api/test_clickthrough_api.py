@@ -3,7 +3,7 @@ wecom-mail tenants get no button, and their WeCom messages say why."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +12,9 @@ import aiohttp
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from bridge.clickthrough import ClickSigner, ClickThrough
+from bridge.clickthrough import ClickSigner, ClickThrough, login_providers, tenant_links
 from bridge.config import TenantConfig
-from bridge.events import mail_received, unread_changed
+from bridge.events import Event, mail_received, unread_changed
 from bridge.exmail.client import ExmailClient
 from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
@@ -46,6 +46,7 @@ class Env:
     """The /open/ endpoint of a bridge-like app, a browser, and the simulator's URL."""
 
     clicks: ClickThrough
+    link_for: Callable[[Event], str | None]
     browser: aiohttp.ClientSession
     sim_url: str
 
@@ -73,16 +74,21 @@ async def env(exmail_sim: ExmailSim) -> AsyncIterator[Env]:
         api = ApiClient(session=http, settings=settings, base_url=settings.api_url)
         port = free_port()
         signer = ClickSigner(key=KEY, public_url=f"http://127.0.0.1:{port}", ttl_s=600)
+        tenants = [API, API_NO_SSO, WECOM_MAIL]
+        logins = login_providers(
+            ExmailClient(session=http, settings=settings), {"api": ApiLogin(api)}
+        )
         clicks = ClickThrough(
             signer=signer,
-            tenants=[API, API_NO_SSO, WECOM_MAIL],
+            tenants=tenants,
             authkeys=ExmailClient(session=http, settings=settings),
-            logins={"api": ApiLogin(api)},
+            logins=logins,
         )
+        link_for = tenant_links(signer.link_for, tenants, logins)
         app = web.Application()
         app.router.add_routes(clicks.routes())
         async with serve_app(app, port):
-            yield Env(clicks=clicks, browser=http, sim_url=exmail_sim.url)
+            yield Env(clicks=clicks, link_for=link_for, browser=http, sim_url=exmail_sim.url)
 
 
 def _mail(tenant: str, mailbox: str = "boss@globex.com") -> Any:
@@ -101,7 +107,7 @@ def _mail(tenant: str, mailbox: str = "boss@globex.com") -> Any:
 async def test_api_click_logs_in_through_get_login_url(exmail_sim: ExmailSim) -> None:
     """An api tenant's link redirects to a fresh login URL got with the SSO app's token."""
     async with env(exmail_sim) as e:
-        link = e.clicks.link_for(_mail("globex"))
+        link = e.link_for(_mail("globex"))
         assert link is not None
         with capture_logs() as logs:
             status, url, page = await e.click(link)
@@ -117,7 +123,7 @@ async def test_api_click_logs_in_through_get_login_url(exmail_sim: ExmailSim) ->
 async def test_each_click_fetches_a_new_url(exmail_sim: ExmailSim) -> None:
     """Two clicks on one link make two get_login_url calls: the URL is never cached."""
     async with env(exmail_sim) as e:
-        link = e.clicks.link_for(_mail("globex"))
+        link = e.link_for(_mail("globex"))
         assert link is not None
         first, second = await e.click(link), await e.click(link)
         assert first[0] == second[0] == 200
@@ -128,7 +134,7 @@ async def test_each_click_fetches_a_new_url(exmail_sim: ExmailSim) -> None:
 async def test_without_sso_secret_the_mail_app_token_is_used(exmail_sim: ExmailSim) -> None:
     """No sso_secret: get_login_url is called with the corp_secret app's token."""
     async with env(exmail_sim) as e:
-        link = e.clicks.link_for(_mail("initech"))
+        link = e.link_for(_mail("initech"))
         assert link is not None
         assert (await e.click(link))[0] == 200
         assert (await e.stats())["login_url_requests"] == [
@@ -141,7 +147,7 @@ async def test_get_login_url_failure_is_a_503_page(exmail_sim: ExmailSim) -> Non
     async with env(exmail_sim) as e:
         faults = {"errcodes": {"service/get_login_url": [-1]}}
         await e.browser.post(f"{e.sim_url}/_sim/api/faults", json=faults)
-        link = e.clicks.link_for(_mail("globex"))
+        link = e.link_for(_mail("globex"))
         assert link is not None
         status, _, page = await e.click(link)
     assert status == 503
@@ -151,7 +157,7 @@ async def test_get_login_url_failure_is_a_503_page(exmail_sim: ExmailSim) -> Non
 async def test_wecom_mail_has_no_link_and_its_token_is_refused(exmail_sim: ExmailSim) -> None:
     """A wecom-mail tenant gets no link; a hand-made token for it gets the no_sso page."""
     async with env(exmail_sim) as e:
-        assert e.clicks.link_for(_mail("hooli", "a@hooli.com")) is None
+        assert e.link_for(_mail("hooli", "a@hooli.com")) is None
         token = e.clicks.signer.sign("hooli", "a@hooli.com", "m1")
         status, _, page = await e.click(e.clicks.signer.url_for(token))
     assert status == 403
