@@ -4,9 +4,10 @@ The token (bridge/click_token.py) names the tenant, mailbox and mail, and the si
 sent the link. When that sink is a WeCom sink with `oauth` on (the default), the browser
 first goes through WeCom OAuth *of that sink's corp*, and only the member who owns the
 mailbox gets further. Links that skip OAuth (a WeCom sink with `oauth = false`) are valid
-for `click_ttl_without_oauth_s` after they were issued (1 day by default). Then the bridge
-asks the tenant's login provider (bridge/clickthrough_logins.py: the legacy auth key, or
-the new API's login URL) for a fresh login and redirects to it. A
+for `click_ttl_without_oauth_s` after they were issued (1 day by default). Then the
+tenant's login provider (bridge/clickthrough_logins.py: a legacy auth key, or the new API's
+`get_login_url`) answers a fresh single-use URL and the browser is redirected there. A
+tenant whose protocol has no SSO (`wecom-mail`) gets a 403 page saying so. A
 forged, expired or foreign token gets a 403 page saying why, never a login. The auth key
 and the SSO URL are never logged. docs/clickthrough.md says what a leaked link can do.
 """
@@ -80,14 +81,14 @@ class ClickThrough:
         tenants: Iterable[TenantConfig],
         authkeys: AuthKeys,
         checks: Mapping[str, MemberCheck] | None = None,
-        logins: Mapping[str, LoginProvider] | None = None,
         without_oauth_ttl_s: float = DAY_S,
         clock: Callable[[], float] = time.time,
+        logins: Mapping[str, LoginProvider] | None = None,
     ) -> None:
         self.signer = signer
         self._tenants = {tenant.name: tenant for tenant in tenants}
         # by tenant protocol; a protocol without a provider has no click-through
-        self._logins = login_providers(authkeys, logins)
+        self._logins: dict[str, LoginProvider] = {"legacy": LegacyLogin(authkeys), **(logins or {})}
         self._checks = dict(checks or {})
         self._without_oauth_ttl_s = without_oauth_ttl_s
         self._clock = clock

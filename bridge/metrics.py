@@ -121,7 +121,7 @@ DIRECTORY_WALKS = Counter(
 )
 CALLBACKS = Counter(
     _P + "callbacks_total",
-    "Exmail callbacks answered 200, by outcome (committed, duplicate, ignored, unknown_type).",
+    "Exmail callbacks answered 200, by outcome (committed, ignored, unknown_type).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -219,6 +219,16 @@ def tenant_states(counts: dict[str, int]) -> None:
     _set_states(TENANTS, counts)
 
 
+def callback_handled(outcome: str) -> None:
+    """A callback was answered 200 (`committed`, `ignored`, `unknown_type`)."""
+    CALLBACKS.labels(outcome).inc()
+
+
+def callback_refused(reason: str) -> None:
+    """A callback was refused (or deferred with 503 when `reason` is `store`)."""
+    CALLBACKS_REFUSED.labels(reason).inc()
+
+
 DISPATCHER_RESTARTS = Counter(
     _P + "dispatcher_restarts_total",
     "Dispatchers restarted by their supervisor after dying, by sink.",
@@ -252,13 +262,3 @@ def dispatcher_failing(sink: str, failing: bool) -> None:
 def sink_internal_error(sink: str) -> None:
     """A sink raised something other than SinkError."""
     SINK_INTERNAL_ERRORS.labels(sink).inc()
-
-
-def callback_handled(outcome: str) -> None:
-    """A callback was answered 200 (`committed`, `duplicate`, `ignored`, `unknown_type`)."""
-    CALLBACKS.labels(outcome).inc()
-
-
-def callback_refused(reason: str) -> None:
-    """A callback was refused (or deferred with 503 when `reason` is `store`)."""
-    CALLBACKS_REFUSED.labels(reason).inc()

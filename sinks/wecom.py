@@ -45,7 +45,7 @@ __all__ = ["WecomSink"]
 log = get_logger(__name__)
 _Items = list[tuple[int, Event]]  # (index in the batch, event)
 _Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
-_Message = tuple[str, dict[str, str]]  # (msgtype, its body): a textcard or a plain text
+Message = tuple[str, dict[str, str]]  # (msgtype, its body)
 
 
 class WecomSink:
@@ -111,8 +111,6 @@ class WecomSink:
         return [results.get(i) for i in range(len(events))]
 
     def _announces(self, event: Event) -> bool:
-        """Mails always; an unread rise only for tenants without one-click mail (their
-        only news: a `wecom-mail` source polls counts)."""
         if event.type == MAIL_RECEIVED:
             return True
         return is_news(event) and self._link_for(event) is None
@@ -164,20 +162,18 @@ class WecomSink:
         message = self._message([event for _, event in items])
         return _all(items, await self._send_by(deadline, userid, message))
 
-    def _message(self, events: Sequence[Event]) -> _Message:
-        """One card for `events` (newest last), or a plain text where there is no link."""
+    def _message(self, events: Sequence[Event]) -> Message:
+        """A textcard for one mail (or a digest of several), or, for a tenant without
+        click-through, a text message without a button that says why."""
         url = self._link_for(events[-1])
         if url is None:
             return "text", notice(events)
         btntxt = self.config.button_text
-        if len(events) == 1:
-            return "textcard", mail_card(
-                MailLine.from_data(events[0].data), url=url, btntxt=btntxt
-            ).as_json()
         lines = [MailLine.from_data(event.data) for event in events]
-        return "textcard", digest_card(lines, url=url, btntxt=btntxt).as_json()
+        card = mail_card(lines[0], url=url, btntxt=btntxt) if len(lines) == 1 else None
+        return "textcard", (card or digest_card(lines, url=url, btntxt=btntxt)).as_json()
 
-    async def _send_by(self, deadline: float, userid: str, message: _Message) -> SinkError | None:
+    async def _send_by(self, deadline: float, userid: str, message: Message) -> SinkError | None:
         """Send one message before `deadline`; the failure, or None when it went out."""
         try:
             async with asyncio.timeout_at(deadline):

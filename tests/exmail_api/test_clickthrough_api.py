@@ -12,7 +12,8 @@ import aiohttp
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from bridge.clickthrough import ClickSigner, ClickThrough, login_providers, tenant_links
+from bridge.clickthrough import ClickSigner, ClickThrough
+from bridge.clickthrough_logins import only_with_sso
 from bridge.config import TenantConfig
 from bridge.events import Event, mail_received, unread_changed
 from bridge.exmail.client import ExmailClient
@@ -39,6 +40,7 @@ API_NO_SSO = API.model_copy(update={"name": "initech", "sso_secret": None})
 WECOM_MAIL = TenantConfig.model_validate(
     {"name": "hooli", "protocol": "wecom-mail", "corp_id": "wwhooli", "corp_secret": "s"}
 )
+TENANTS = [API, API_NO_SSO, WECOM_MAIL]
 
 
 @dataclass
@@ -49,6 +51,11 @@ class Env:
     link_for: Callable[[Event], str | None]
     browser: aiohttp.ClientSession
     sim_url: str
+
+    def link_for(self, event: Event) -> str | None:
+        """The link a sink's card would carry (None: no click-through for the tenant)."""
+        links = self.clicks.signer.links_for("chat", ttl_s=600)
+        return only_with_sso(links, TENANTS)(event)
 
     async def click(self, link: str) -> tuple[int, str, str]:
         """Follow `link` through every redirect: final status, URL and page."""
@@ -80,7 +87,7 @@ async def env(exmail_sim: ExmailSim) -> AsyncIterator[Env]:
         )
         clicks = ClickThrough(
             signer=signer,
-            tenants=tenants,
+            tenants=TENANTS,
             authkeys=ExmailClient(session=http, settings=settings),
             logins=logins,
         )
