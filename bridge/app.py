@@ -101,10 +101,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         dispatchers = []
         for sink_config in config.sinks:
             extra = sink_extras(sink_config, store)
-            link_for = tenant_links(
-                signer.links_for(sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)),
-                config.tenants,
-                logins,
+            link_for = signer.links_for(
+                sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
             )
             sink = build_sink(
                 sink_config,
@@ -129,7 +127,6 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             tenants=config.tenants,
             authkeys=client,
             checks=member_checks(d.sink for d in dispatchers),
-            logins=logins,
             without_oauth_ttl_s=config.bridge.click_ttl_without_oauth_s,
             logins={"api": ApiLogin(api)},
         )

@@ -25,7 +25,6 @@ from bridge.clickthrough_logins import AuthKeys, LegacyLogin, LoginProvider
 from bridge.clickthrough_pages import Reason, forbidden, oauth_redirect, redirect, unavailable
 from bridge.config import TenantConfig, WecomSinkConfig
 from bridge.errors import UpstreamError, UpstreamUnavailable
-from bridge.events import Event
 from bridge.logs import get_logger
 
 __all__ = [
@@ -36,10 +35,8 @@ __all__ = [
     "InvalidClickToken",
     "MemberCheck",
     "load_click_key",
-    "login_providers",
     "make_open_handler",
     "member_checks",
-    "tenant_links",
 ]
 
 log = get_logger(__name__)
@@ -141,31 +138,6 @@ class ClickThrough:
             return None
         log.info("click_refused", reason="expired", tenant=claim.tenant, oauth=False)
         return forbidden("expired")
-
-
-def login_providers(
-    authkeys: AuthKeys, logins: Mapping[str, LoginProvider] | None = None
-) -> dict[str, LoginProvider]:
-    """Login providers by tenant protocol: `legacy` on `authkeys`, plus `logins`."""
-    return {"legacy": LegacyLogin(authkeys), **(logins or {})}
-
-
-def tenant_links(
-    link_for: Callable[[Event], str],
-    tenants: Iterable[TenantConfig],
-    logins: Mapping[str, LoginProvider],
-) -> Callable[[Event], str | None]:
-    """`link_for`, or None for an event whose tenant cannot open mail in one click (no SSO
-    there: its card then carries no button and says why)."""
-    by_name = {tenant.name: tenant for tenant in tenants}
-
-    def links(event: Event) -> str | None:
-        tenant = by_name.get(event.tenant)
-        if tenant is not None and (not tenant.click_through or tenant.protocol not in logins):
-            return None
-        return link_for(event)
-
-    return links
 
 
 def make_open_handler(

@@ -38,7 +38,7 @@ from bridge.routing import Router
 from bridge.sources.commit import Committer
 from bridge.states import StateBoard
 from bridge.store.base import Store
-from bridge.unread import UNREAD_MEMORY, UnreadMemory, reconcile
+from bridge.unread import UNREAD_MEMORY, UnreadMemory
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
@@ -144,9 +144,9 @@ class Listener:
                 news = news or fresh
         self._board.set(self.name, "connected")
         metrics.poll_finished(outcome)
-        self.polls += 1
         if self._gap:
             await self._reconcile()
+        self.polls += 1  # counted once the round is complete, reconcile included
         await self._pace(news)
 
     async def _pace(self, news: bool) -> None:
@@ -247,9 +247,15 @@ class Listener:
             await self._commit(found, counts=changed)
         self._gap = False
 
-    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> bool:
-        """Commit `batch` (and the version); True when any event in it was new."""
-        result = await self._committer.commit(batch, new_ver)
+    async def _commit(
+        self,
+        batch: list[Event],
+        new_ver: str | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> bool:
+        """Commit `batch` (the version, and `counts`: the watched mailboxes' new unread
+        baselines, stored with the events); True when anything in it was new."""
+        result = await self._committer.commit(batch, new_ver, baselines=counts)
         return result.emitted > 0 or new_ver is not None
 
     async def drain(self) -> None:

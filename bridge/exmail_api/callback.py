@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from aiohttp import web
 
-from bridge import baselines, metrics
+from bridge import metrics
 from bridge.config import TenantConfig
 from bridge.errors import CallbackRefused, StoreError
 from bridge.exmail_api.callback_batch import GroupCommit
