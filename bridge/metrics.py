@@ -132,6 +132,26 @@ CALLBACKS_REFUSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+# Series with a small, known set of label values start at 0, so a dashboard or an alert
+# sees "none yet" instead of "no data" on a bridge that has no tenant of that protocol.
+for _protocol in ("api", "wecom-mail"):
+    for _outcome in ("same", "changed", "rise", "rejected", "error"):
+        UNREAD_POLLS.labels(_protocol, _outcome)
+for _outcome in ("unchanged", "changed", "failed"):
+    DIRECTORY_WALKS.labels(_outcome)
+for _outcome in ("committed", "ignored", "unknown_type"):
+    CALLBACKS.labels(_outcome)
+for _reason in (
+    "signature",
+    "corp",
+    "stale",
+    "replay",
+    "oversized",
+    "malformed",
+    "tenant",
+    "store",
+):
+    CALLBACKS_REFUSED.labels(_reason)
 BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 
