@@ -269,6 +269,13 @@ SINK_INTERNAL_ERRORS = Counter(
 )
 
 
+def dispatcher_created(sink: str) -> None:
+    """Export `sink`'s dispatcher health series at 0 from the start (not only once it fails)."""
+    DISPATCHER_RESTARTS.labels(sink)
+    DISPATCHER_FAILING.labels(sink).set(0)
+    SINK_INTERNAL_ERRORS.labels(sink)
+
+
 def dispatcher_restarted(sink: str) -> None:
     """The supervisor restarted `sink`'s dispatcher."""
     DISPATCHER_RESTARTS.labels(sink).inc()
