@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,7 @@ from bridge.config_env import (
     with_env_defaults,
 )
 from bridge.errors import ConfigError
+from bridge.tenant_rules import check_aes_key, check_tenant, required_keys
 
 __all__ = [
     "BridgeSection",
@@ -49,7 +51,18 @@ __all__ = [
 ]
 
 # Keys whose values are secrets; each may instead be given as `<key>_file`.
-SECRET_KEYS = frozenset({"client_secret", "secret", "corp_secret", "password", "click_secret"})
+SECRET_KEYS = frozenset(
+    {
+        "client_secret",
+        "secret",
+        "corp_secret",
+        "password",
+        "click_secret",
+        "sso_secret",
+        "callback_token",
+        "callback_aes_key",
+    }
+)
 DEFAULT_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 
@@ -120,8 +133,16 @@ class ExmailSection(_Model):
     directory_max_body_bytes: int = Field(default=32 << 20, gt=1024)
     min_poll_interval_s: float = Field(default=1.0, ge=0)
     token_refresh_margin_s: float = Field(default=300.0, ge=0)
+    # the new API (protocol "api") and WeCom-native mail (protocol "wecom-mail")
+    api_url: str = "https://api.exmail.qq.com"
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    directory_interval_s: float = Field(default=3600.0, gt=0)
 
     _check_urls = field_validator("token_url", "api_base")(classmethod(lambda c, v: _http_url(v)))
+    _check_new_urls = field_validator("api_url", "wecom_api_url")(
+        classmethod(lambda c, v: _http_url(v).rstrip("/"))
+    )
 
     @property
     def effective_login_url(self) -> str:
@@ -133,20 +154,43 @@ class ExmailSection(_Model):
 
 
 class TenantConfig(_Model):
-    """`[[tenants]]`: one Exmail OpenAPI credential."""
+    """`[[tenants]]`: one Exmail credential; `protocol` says which (bridge/tenant_rules.py)."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr
+    protocol: Literal["legacy", "api", "wecom-mail"] = "legacy"
+    # legacy: the admin account and the interface key
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    # api and wecom-mail: the WeCom CorpID and the mail app's secret
+    corp_id: str = ""
+    corp_secret: SecretStr = SecretStr("")
+    sso_secret: SecretStr | None = None
+    callback_token: SecretStr | None = None
+    callback_aes_key: SecretStr | None = None
     watch: tuple[str, ...] = ()
     mailboxes: tuple[str, ...] = ("*",)
 
-    @field_validator("client_secret")
+    @field_validator("client_id", "client_secret", "corp_id", "corp_secret")
     @classmethod
-    def _non_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
+    def _required_non_empty(cls, value: str | SecretStr, info: ValidationInfo) -> str | SecretStr:
+        protocol = info.data.get("protocol", "legacy")
+        if info.field_name in required_keys(protocol) and not _text(value):
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("sso_secret", "callback_token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    _aes_key = field_validator("callback_aes_key")(classmethod(lambda c, v: check_aes_key(v)))
+
+    @property
+    def click_through(self) -> bool:
+        """Whether a mail of this tenant can open in Exmail in one click (SSO)."""
+        return self.protocol != "wecom-mail"
 
 
 class _SinkBase(_Model):
@@ -268,6 +312,8 @@ class Config(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         _unique("tenants", [t.name for t in self.tenants])
+        for i, tenant in enumerate(self.tenants):
+            check_tenant(f"tenants[{i}]", tenant)
         _unique("sinks", [s.name for s in self.sinks])
         names = {s.name for s in self.sinks}
         for i, route in enumerate(self.routes):
@@ -282,6 +328,10 @@ class Config(_Model):
             if sink.name == name:
                 return sink
         raise KeyError(name)
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _http_url(value: str) -> str:
