@@ -1,6 +1,8 @@
 # The smoke test's checks, sourced by deploy/test-image.sh (which defines say, ok, die,
 # STARTED, WORK, IMAGE and BASE, and removes what these functions start).
 # shellcheck shell=bash
+# Globals shared with deploy/test-image.sh both ways (here, RECEIVER_PID, STOP_MS, ...):
+# shellcheck disable=SC2034,SC2154
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -19,7 +21,7 @@ wait_for() {
 }
 
 fail_with_logs() {
-    [ -n "${BRIDGE:-}" ] && podman logs --tail 20 "$BRIDGE" >&2 2>&1 || true
+    if [ -n "${BRIDGE:-}" ]; then podman logs --tail 20 "$BRIDGE" >&2 2>&1 || true; fi
     die "$1"
 }
 
@@ -111,7 +113,8 @@ check_endpoints() {
 }
 
 check_mail_reaches_host() {
-    local subject="smoke $(date +%s%N)"
+    local subject
+    subject="smoke $(date +%s%N)"
     curl -sf -m 5 -X POST "http://127.0.0.1:$SIM_PORT/_sim/mail" \
         -H 'content-type: application/json' \
         -d "{\"tenant\": \"admin@smoke.test\", \"to\": \"bob@smoke.test\",
@@ -155,11 +158,12 @@ check_stop() {
 
 # Containers, volumes, and the anonymous volumes podman made for VOLUME /data, all gone.
 check_nothing_left() {
-    local entry volumes=()
+    local entry mounts volumes=()
     for entry in "${STARTED[@]}"; do
         case $entry in
-            ctr:*) volumes+=($(podman inspect --format '{{range .Mounts}}{{.Name}} {{end}}' \
-                       "${entry#ctr:}")) ;;
+            ctr:*) read -ra mounts <<<"$(podman inspect \
+                       --format '{{range .Mounts}}{{.Name}} {{end}}' "${entry#ctr:}")"
+                   volumes+=("${mounts[@]}") ;;
             vol:*) volumes+=("${entry#vol:}") ;;
         esac
     done
