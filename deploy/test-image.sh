@@ -185,6 +185,7 @@ main() {
     check_endpoints
     check_mail_reaches_host
     check_healthcheck
+    check_moved_listener
     check_user_and_pid1
     check_read_only
     check_stop

@@ -124,10 +124,25 @@ check_mail_reaches_host() {
     ok "a mail injected at the simulator reached the host's webhook receiver, signed"
 }
 
+healthy() { podman healthcheck run "$1" >>"$WORK/podman.log" 2>&1; }
+
 check_healthcheck() {
-    podman healthcheck run "$BRIDGE" >>"$WORK/podman.log" 2>&1 \
-        || fail_with_logs "podman healthcheck run: unhealthy"
+    healthy "$BRIDGE" || fail_with_logs "podman healthcheck run: unhealthy"
     ok "podman healthcheck run: healthy"
+}
+
+# The trial's bug: a HEALTHCHECK fixed on 9464 called a bridge listening elsewhere unhealthy.
+# An idle second bridge (no tenants, its store on the read-only mode's /tmp tmpfs) moves
+# both listeners; its HEALTHCHECK must follow the config.
+check_moved_listener() {
+    local moved
+    printf '[bridge]\nhttp_listen = "0.0.0.0:9999"\npublic_listen = "127.0.0.1:9998"\n%s\n' \
+        'store = "sqlite:////tmp/moved.db"' >"$WORK/moved.toml"
+    chmod 644 "$WORK/moved.toml"
+    run_detached moved --network "container:$SIM" --read-only \
+        -v "$WORK/moved.toml:/etc/exmail-bridge/config.toml:ro" "$IMAGE"
+    wait_for "the HEALTHCHECK of a bridge on port 9999 to pass" 30 healthy "$moved"
+    ok "HEALTHCHECK follows the config: healthy with http_listen on 9999"
 }
 
 check_user_and_pid1() {
