@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol, Self
 
 from bridge.events import Event
+from bridge.store.preferences_base import PreferenceStore
 
 __all__ = ["CommitResult", "DeadLetter", "Delivery", "Routed", "Store"]
 
@@ -54,7 +55,7 @@ class DeadLetter:
     failed_at: float  # unix seconds
 
 
-class Store(Protocol):
+class Store(PreferenceStore, Protocol):
     """What the listeners, dispatchers, CLI and HTTP server need from storage."""
 
     backend: str  # "sqlite" or "redis", for errors and metrics

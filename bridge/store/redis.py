@@ -47,11 +47,12 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.redis_me import RedisPreferencesMixin
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore:
+class RedisStore(RedisPreferencesMixin):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
