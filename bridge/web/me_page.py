@@ -103,7 +103,7 @@ def me_page(view: MeView) -> str:
         base=view.base,
         mailboxes=view.mailboxes,
         notices=notices,
-        form=view.form or form_values(view.prefs),
+        form={**form_values(view.prefs), **(view.form or {})},
         saved=view.saved,
         error=view.error,
     )
