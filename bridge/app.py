@@ -26,6 +26,7 @@ from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
@@ -90,11 +91,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             rate=RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s),
         )
         clicks = await ClickThrough.create(config=config, store=store, authkeys=client)
+        me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
-            sink = build_sink(sink_config, config=config, link_for=clicks.link_for)
+            sink = build_sink(
+                sink_config, config=config, link_for=clicks.link_for, **me.sink_extras(sink_config)
+            )
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(
@@ -133,8 +137,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
         )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks]
+            config.bridge, health=health, ready=runtime.problems, faces=[clicks, *me.faces]
         )
+        await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)
 

@@ -23,9 +23,12 @@ from collections.abc import Callable, Sequence
 import aiohttp
 
 from bridge.config import WecomSinkConfig
+from bridge.delivery.held_digest import DIGEST, digest_mails
+from bridge.delivery.preferences_gate import PreferenceGate
 from bridge.errors import (
     CredentialsError,
     SinkError,
+    StoreError,
     TokenInvalidError,
     UpstreamError,
     UpstreamUnavailable,
@@ -34,13 +37,15 @@ from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
 from sinks.wecom_api import WecomApi
 from sinks.wecom_budget import MemberBudget
-from sinks.wecom_card import Card, MailLine, digest_card, mail_card
+from sinks.wecom_card import Card, MailLine, digest_card, mail_card, settings_link
 from sinks.wecom_members import MemberDirectory
 
 __all__ = ["WecomSink"]
 
 log = get_logger(__name__)
 _Items = list[tuple[int, Event]]
+CARD_TYPES = frozenset({MAIL_RECEIVED, DIGEST})
+_SETTINGS_URL_MAX_B = 200  # a longer /me link would crowd the mail out of the card
 
 
 class WecomSink:
@@ -53,6 +58,8 @@ class WecomSink:
         link_for: Callable[[Event], str],
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
+        gate: PreferenceGate | None = None,
+        settings_url: str | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -62,6 +69,10 @@ class WecomSink:
         )
         self._budget = MemberBudget(per_min=config.per_member_per_min, clock=clock)
         self._link_for = link_for
+        # Members' preferences (the /me page): None = every mail is delivered at once.
+        self.gate = gate
+        fits = settings_url is not None and len(settings_url.encode()) <= _SETTINGS_URL_MAX_B
+        self._footer = settings_link(settings_url) if settings_url and fits else ""
 
     async def start(self) -> None:
         """Open the HTTP session."""
@@ -88,7 +99,7 @@ class WecomSink:
     async def send_batch(self, events: Sequence[Event]) -> list[SinkError | None]:
         """One result per event; a member's burst becomes one digest card."""
         results: list[SinkError | None] = [None] * len(events)
-        mails = [(i, e) for i, e in enumerate(events) if e.type == MAIL_RECEIVED]
+        mails = [(i, e) for i, e in enumerate(events) if e.type in CARD_TYPES]
         groups = await self._group_by_member(mails, results)
         async with asyncio.TaskGroup() as tasks:
             for userid, items in groups.items():
@@ -120,6 +131,9 @@ class WecomSink:
         return groups
 
     async def _deliver(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
+        items = await self._screen(userid, items, results)
+        if not items:
+            return
         free = self._budget.available(userid)
         if free == 0:
             wait_s = max(self._budget.wait_s(userid), 1.0)
@@ -135,27 +149,61 @@ class WecomSink:
             self._budget.take(userid)
             await self._send_digest(userid, items, results)
 
+    async def _screen(self, userid: str, items: _Items, results: list[SinkError | None]) -> _Items:
+        """The items to send now: the member's preferences hold or mute the others."""
+        if self.gate is None:
+            return items
+        try:
+            keep = await self.gate.screen(userid, [event for _, event in items])
+        except StoreError as exc:
+            _assign(results, items, SinkError(self.name, f"preferences: {exc}", retryable=True))
+            return []
+        wanted = {event.id for event in keep}
+        return [item for item in items if item[1].id in wanted]
+
+    async def _delivered(self, userid: str, events: list[Event]) -> None:
+        if self.gate is not None:
+            await self.gate.delivered(userid, events)
+
+    def _card(self, event: Event) -> Card:
+        mails = digest_mails(event)
+        if event.type != DIGEST and len(mails) == 1:
+            line = MailLine.from_data(event.data)
+            return mail_card(
+                line, url=self._link_for(event), btntxt=self.config.button_text, footer=self._footer
+            )
+        return self._digest_of(mails)
+
+    def _digest_of(self, mails: list[Event]) -> Card:
+        lines = [MailLine.from_data(mail.data) for mail in mails]
+        return digest_card(
+            lines,
+            url=self._link_for(mails[-1]),
+            btntxt=self.config.button_text,
+            footer=self._footer,
+        )
+
     async def _send_each(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
         for done, (_, event) in enumerate(items):
-            line = MailLine.from_data(event.data)
-            card = mail_card(line, url=self._link_for(event), btntxt=self.config.button_text)
             try:
-                await self._send_card(userid, card)
+                await self._send_card(userid, self._card(event))
             except SinkError as exc:
                 _assign(results, items[done:], exc)  # later mails would fail the same way
                 return
+            await self._delivered(userid, [event])
 
     async def _send_digest(
         self, userid: str, items: _Items, results: list[SinkError | None]
     ) -> None:
-        lines = [MailLine.from_data(event.data) for _, event in items]
-        newest = items[-1][1]
-        card = digest_card(lines, url=self._link_for(newest), btntxt=self.config.button_text)
-        log.info("wecom_digest", sink=self.name, userid=userid, mails=len(items))
+        mails = [mail for _, event in items for mail in digest_mails(event)]
+        card = self._digest_of(mails)
+        log.info("wecom_digest", sink=self.name, userid=userid, mails=len(mails))
         try:
             await self._send_card(userid, card)
         except SinkError as exc:
             _assign(results, items, exc)
+            return
+        await self._delivered(userid, [event for _, event in items])
 
     async def _send_card(self, userid: str, card: Card) -> None:
         payload = {
