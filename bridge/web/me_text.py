@@ -138,6 +138,8 @@ def choose_lang(accept_language: str) -> Lang:
                 quality = float(params.strip()[2:])
             except ValueError:
                 quality = 0.0
+        if quality <= 0:
+            continue  # q=0 means "not this one"
         ranked.append((-quality, position, tag.strip().lower()))
     for _, _, tag in sorted(ranked):
         if tag.startswith("zh"):
