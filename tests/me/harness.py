@@ -75,13 +75,16 @@ class MeSite:
 
 
 @asynccontextmanager
-async def serve_me(sim: WecomSim, tmp_path: Path, **settings: Any) -> AsyncIterator[MeSite]:
-    """Serve MePage for `sim`'s app (bob owns bob@acme.com) on a free port."""
+async def serve_me(
+    sim: WecomSim, tmp_path: Path, *, clock: FakeClock | None = None, **settings: Any
+) -> AsyncIterator[MeSite]:
+    """Serve MePage for `sim`'s app (bob owns bob@acme.com) on a free port; `clock` is the
+    page's wall clock (default: now, moved only by the test)."""
     sim.state.add_member("bob", "bob@acme.com")
     sim.state.add_member("eve", "eve@acme.com")
     port = free_port()
     public_url = settings.pop("public_url", f"http://127.0.0.1:{port}")
-    clock = FakeClock(start_s=time.time())
+    clock = clock or FakeClock(start_s=time.time())
     me = MeSection(qr_login_url=f"{sim.url}/wwlogin/sso/login", **settings)
     async with SqliteStore(path=tmp_path / "me.db", dedupe_window_s=3600) as store:
         page = MePage(
