@@ -30,6 +30,7 @@ from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
+from sinks.shared import sink_extras
 
 __all__ = ["Runtime", "run", "serve"]
 
@@ -56,11 +57,7 @@ class Runtime:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
-        found += [
-            f"sink {d.name} failing permanently: {d.permanent_failure}"
-            for d in self.dispatchers
-            if d.permanent_failure
-        ]
+        found += [p for p in (d.problem() for d in self.dispatchers) if p]
         return found
 
 
@@ -96,9 +93,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
-            sink = build_sink(
-                sink_config, config=config, link_for=clicks.link_for, **me.sink_extras(sink_config)
-            )
+            extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
+            sink = build_sink(sink_config, config=config, link_for=clicks.link_for, **extra)
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(

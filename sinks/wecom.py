@@ -9,6 +9,8 @@
   each member under `per_member_per_min`: when a batch (or the recent window) would go
   over, all of that member's mails in the batch become ONE digest card; when the minute's
   budget is used up, the events are retried after the window frees (`retry_after_s`).
+  The bridge counts the budget in the store (`StoreBudget`), shared by every replica.
+- A batch has a deadline; a card sent before it counts as sent, only unsent ones fail.
 - Errors: `invaliduser` naming the member or 81013 -> permanent (dead letter); 45009,
   45033, -1, HTTP and connection errors -> retryable; 40001/40056/48002/60020 (the app's
   configuration) -> permanent and loud, with WeCom's errmsg hint in an error log line.
@@ -36,14 +38,16 @@ from bridge.errors import (
 from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
 from sinks.wecom_api import WecomApi
-from sinks.wecom_budget import MemberBudget
+from sinks.wecom_budget import Budget, MemberBudget
 from sinks.wecom_card import Card, MailLine, digest_card, mail_card, settings_link
 from sinks.wecom_members import MemberDirectory
 
 __all__ = ["WecomSink"]
 
 log = get_logger(__name__)
-_Items = list[tuple[int, Event]]
+_Items = list[tuple[int, Event]]  # (index in the batch, event)
+_Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
+# A digest event carries a member's held mails, released together (bridge.delivery).
 CARD_TYPES = frozenset({MAIL_RECEIVED, DIGEST})
 _SETTINGS_URL_MAX_B = 200  # a longer /me link would crowd the mail out of the card
 
@@ -58,6 +62,7 @@ class WecomSink:
         link_for: Callable[[Event], str],
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
+        budget: Budget | None = None,
         gate: PreferenceGate | None = None,
         settings_url: str | None = None,
     ) -> None:
@@ -67,7 +72,7 @@ class WecomSink:
         self.members = MemberDirectory(
             api=self.api, users=config.users, lookup_email=config.lookup_email, clock=clock
         )
-        self._budget = MemberBudget(per_min=config.per_member_per_min, clock=clock)
+        self._budget = budget or MemberBudget(per_min=config.per_member_per_min, clock=clock)
         self._link_for = link_for
         # Members' preferences (the /me page): None = every mail is delivered at once.
         self.gate = gate
@@ -97,18 +102,25 @@ class WecomSink:
             raise result
 
     async def send_batch(self, events: Sequence[Event]) -> list[SinkError | None]:
-        """One result per event; a member's burst becomes one digest card."""
-        results: list[SinkError | None] = [None] * len(events)
-        mails = [(i, e) for i, e in enumerate(events) if e.type in CARD_TYPES]
-        groups = await self._group_by_member(mails, results)
-        async with asyncio.TaskGroup() as tasks:
-            for userid, items in groups.items():
-                tasks.create_task(self._deliver(userid, items, results), name=f"wecom[{userid}]")
-        return results
+        """One result per event; a member's burst becomes one digest card.
 
-    async def _group_by_member(
-        self, mails: _Items, results: list[SinkError | None]
-    ) -> dict[str, _Items]:
+        The batch has its own deadline (2 x `timeout_s`): when it passes, the cards already
+        sent count as sent and only the ones not yet sent fail (retryable), so a retry never
+        repeats a card that went out.
+        """
+        deadline = asyncio.get_running_loop().time() + 2 * self.config.timeout_s
+        mails = [(i, e) for i, e in enumerate(events) if e.type in CARD_TYPES]
+        groups, results = await self._group_by_member(mails)
+        async with asyncio.TaskGroup() as tasks:
+            sends = [
+                tasks.create_task(self._deliver(userid, items, deadline), name=f"wecom[{userid}]")
+                for userid, items in groups.items()
+            ]
+        for send in sends:
+            results.update(send.result())
+        return [results.get(i) for i in range(len(events))]
+
+    async def _group_by_member(self, mails: _Items) -> tuple[dict[str, _Items], _Results]:
         by_mailbox: dict[str, _Items] = {}
         for item in mails:
             by_mailbox.setdefault(item[1].mailbox.lower(), []).append(item)
@@ -116,94 +128,88 @@ class WecomSink:
             *(self.members.userid_for(mailbox) for mailbox in by_mailbox), return_exceptions=True
         )
         groups: dict[str, _Items] = {}
+        failed: _Results = {}
         for (mailbox, items), owner in zip(by_mailbox.items(), owners, strict=True):
             if isinstance(owner, BaseException):
                 if not isinstance(owner, UpstreamError):
                     raise owner
-                _assign(results, items, self._sink_error(owner))
+                failed.update(_all(items, self._sink_error(owner)))
             elif owner is None:
                 reason = f"no WeCom member for {mailbox}"
-                _assign(results, items, SinkError(self.name, reason, retryable=False))
+                failed.update(_all(items, SinkError(self.name, reason, retryable=False)))
             else:
                 groups.setdefault(owner, []).extend(items)
         for items in groups.values():
             items.sort(key=lambda item: item[0])
-        return groups
+        return groups, failed
 
-    async def _deliver(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
-        items = await self._screen(userid, items, results)
+    async def _deliver(self, userid: str, items: _Items, deadline: float) -> _Results:
+        try:
+            items = await self._screen(userid, items)
+        except StoreError as exc:
+            return _all(items, SinkError(self.name, f"preferences: {exc}", retryable=True))
         if not items:
-            return
-        free = self._budget.available(userid)
-        if free == 0:
-            wait_s = max(self._budget.wait_s(userid), 1.0)
-            reason = f"WeCom member {userid} reached {self._budget.per_min} messages a minute"
-            _assign(
-                results, items, SinkError(self.name, reason, retryable=True, retry_after_s=wait_s)
-            )
-        elif len(items) <= free:
-            # Slots are taken before any await, so a concurrent batch sees them as used.
-            self._budget.take(userid, len(items))
-            await self._send_each(userid, items, results)
-        else:
-            self._budget.take(userid)
-            await self._send_digest(userid, items, results)
+            return {}  # held or muted: acknowledged, the gate kept or recorded them
+        got = await self._budget.take(userid, len(items))
+        if got.taken == len(items):
+            return await self._send_each(userid, items, deadline)
+        if got.taken:
+            return await self._send_digest(userid, items, deadline)
+        reason = f"WeCom member {userid} reached {self._budget.per_min} messages a minute"
+        wait_s = max(got.wait_s, 1.0)
+        return _all(items, SinkError(self.name, reason, retryable=True, retry_after_s=wait_s))
 
-    async def _screen(self, userid: str, items: _Items, results: list[SinkError | None]) -> _Items:
+    async def _screen(self, userid: str, items: _Items) -> _Items:
         """The items to send now: the member's preferences hold or mute the others."""
         if self.gate is None:
             return items
-        try:
-            keep = await self.gate.screen(userid, [event for _, event in items])
-        except StoreError as exc:
-            _assign(results, items, SinkError(self.name, f"preferences: {exc}", retryable=True))
-            return []
-        wanted = {event.id for event in keep}
-        return [item for item in items if item[1].id in wanted]
+        keep = {e.id for e in await self.gate.screen(userid, [event for _, event in items])}
+        return [item for item in items if item[1].id in keep]
 
     async def _delivered(self, userid: str, events: list[Event]) -> None:
         if self.gate is not None:
             await self.gate.delivered(userid, events)
 
     def _card(self, event: Event) -> Card:
-        mails = digest_mails(event)
-        if event.type != DIGEST and len(mails) == 1:
-            line = MailLine.from_data(event.data)
-            return mail_card(
-                line, url=self._link_for(event), btntxt=self.config.button_text, footer=self._footer
-            )
-        return self._digest_of(mails)
+        if event.type == DIGEST:
+            return self._digest_of(digest_mails(event))
+        line = MailLine.from_data(event.data)
+        url, btntxt = self._link_for(event), self.config.button_text
+        return mail_card(line, url=url, btntxt=btntxt, footer=self._footer)
 
     def _digest_of(self, mails: list[Event]) -> Card:
         lines = [MailLine.from_data(mail.data) for mail in mails]
-        return digest_card(
-            lines,
-            url=self._link_for(mails[-1]),
-            btntxt=self.config.button_text,
-            footer=self._footer,
-        )
+        url, btntxt = self._link_for(mails[-1]), self.config.button_text
+        return digest_card(lines, url=url, btntxt=btntxt, footer=self._footer)
 
-    async def _send_each(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
-        for done, (_, event) in enumerate(items):
-            try:
-                await self._send_card(userid, self._card(event))
-            except SinkError as exc:
-                _assign(results, items[done:], exc)  # later mails would fail the same way
-                return
+    async def _send_each(self, userid: str, items: _Items, deadline: float) -> _Results:
+        sent: _Results = {}
+        for done, (index, event) in enumerate(items):
+            failure = await self._send_by(deadline, userid, self._card(event))
+            if failure is not None:
+                return sent | _all(items[done:], failure)  # later mails would fail the same way
+            sent[index] = None
             await self._delivered(userid, [event])
+        return sent
 
-    async def _send_digest(
-        self, userid: str, items: _Items, results: list[SinkError | None]
-    ) -> None:
+    async def _send_digest(self, userid: str, items: _Items, deadline: float) -> _Results:
         mails = [mail for _, event in items for mail in digest_mails(event)]
-        card = self._digest_of(mails)
         log.info("wecom_digest", sink=self.name, userid=userid, mails=len(mails))
+        failure = await self._send_by(deadline, userid, self._digest_of(mails))
+        if failure is None:
+            await self._delivered(userid, [event for _, event in items])
+        return _all(items, failure)
+
+    async def _send_by(self, deadline: float, userid: str, card: Card) -> SinkError | None:
+        """Send one card before `deadline`; the failure, or None when it went out."""
         try:
-            await self._send_card(userid, card)
+            async with asyncio.timeout_at(deadline):
+                await self._send_card(userid, card)
         except SinkError as exc:
-            _assign(results, items, exc)
-            return
-        await self._delivered(userid, [event for _, event in items])
+            return exc
+        except TimeoutError:
+            return SinkError(self.name, "batch deadline passed before this card", retryable=True)
+        return None
 
     async def _send_card(self, userid: str, card: Card) -> None:
         payload = {
@@ -241,6 +247,5 @@ class WecomSink:
         return SinkError(self.name, f"WeCom refused: {exc}", retryable=retryable)
 
 
-def _assign(results: list[SinkError | None], items: _Items, error: SinkError) -> None:
-    for index, _ in items:
-        results[index] = error
+def _all(items: _Items, result: SinkError | None) -> _Results:
+    return dict.fromkeys((index for index, _ in items), result)
