@@ -23,6 +23,7 @@ from aiohttp import web
 from bridge import logs
 from bridge.app import serve
 from bridge.config import Config, MqttSinkConfig, WebhookSinkConfig, WecomSinkConfig, load_config
+from bridge.demo_me import sign_in_demo
 from bridge.simulator.exmail import STATE, make_exmail_app, start_site
 from bridge.simulator.exmail_faults import SimSettings
 from bridge.simulator.exmail_state import ExmailSimState
@@ -189,6 +190,8 @@ async def _demo(config: Config, duration_s: float) -> None:
         await _inject(config, exmail_app[STATE])
         await asyncio.sleep(0.5)
         await _click_first_card()
+        if config.me is not None:
+            await sign_in_demo(f"{config.bridge.public_url}/me")
         print("\nall mails injected; Ctrl-C to stop", flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration_s or None)

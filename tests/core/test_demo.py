@@ -27,7 +27,7 @@ def _demo_config(tmp_path: Path, broker: str) -> Path:
 
 
 def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
-    """The demo delivers every mail to the webhook, MQTT and WeCom, and clicks a card."""
+    """The demo delivers every mail everywhere, clicks a card, and signs a member in."""
     config = _demo_config(tmp_path, mosquitto_server.url)
     done = subprocess.run(
         [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "2"],
@@ -43,6 +43,8 @@ def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer
         assert sum(line.strip().startswith(sink) for line in lines) == 5, (sink, done.stdout)
     assert "季度报表已上传" in done.stdout
     assert "logged in as bob@acme.com" in done.stdout
+    assert "notification page: http://127.0.0.1:" in done.stdout
+    assert "signed in as bob" in done.stdout  # through the simulated QR login page
     assert "BAD SIGNATURE" not in done.stdout
     assert "demo stopped" in done.stdout
     assert "demo-key" not in done.stdout + done.stderr
