@@ -48,6 +48,10 @@ class HoldReleaser:
                 await self.release_due()
             except StoreError as exc:
                 log.error("hold_release_failed", sink=self._sink, error=str(exc))
+            except Exception:
+                # A bug or an unreadable record must not end releases for everyone: log it
+                # and try again next round (the sleep below keeps this from spinning).
+                log.exception("hold_release_crashed", sink=self._sink)
             await asyncio.sleep(self._every_s)
 
     async def release_due(self) -> int:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import time
+from unittest.mock import patch
 
 from bridge.config import MqttSinkConfig, WebhookSinkConfig, parse_config
 from bridge.delivery.preferences import Preferences, member_key
+from bridge.delivery.preferences_release import HoldReleaser
+from bridge.errors import StoreError
 from bridge.store.base import Store
 from bridge.web.me_feature import MeFeature
 from tests.me.delivery import gated_sink, shanghai
@@ -151,3 +155,36 @@ async def test_webhook_mqtt_and_other_corps_are_not_gated(
     assert live.sink_extras(bus) == {}
     assert live.sink_extras(config.sink("other")) == {}
     assert set(live.sink_extras(config.sink("chat"))) == {"gate", "settings_url"}
+
+
+async def test_the_releaser_keeps_going_after_a_failing_round(
+    wecom_sim: WecomSim, store: Store
+) -> None:
+    """A round that fails (store down, a bug) is logged; the next round releases."""
+    wall = FakeClock(shanghai("2026-11-30 23:00"))
+    await store.set_preferences(BOB, QUIET)
+    async with gated_sink(wecom_sim, store, wall) as gated:
+        await gated.commit(mail(mail_id="a"))
+        await gated.settled()
+        wall.now_s = shanghai("2026-12-01 07:00")
+        real = store.held_members
+        calls = 0
+
+        async def flaky(sink: str) -> list[str]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise StoreError("connection reset", backend="test", op="held_members")
+            if calls == 2:
+                raise RuntimeError("a bug")
+            return await real(sink)
+
+        releaser = HoldReleaser(store=store, sink="chat", every_s=0.01, clock=wall)
+        with patch.object(store, "held_members", flaky):
+            task = asyncio.create_task(releaser.run())
+            try:
+                await gated.cards("bob", 1)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+    assert calls >= 3
