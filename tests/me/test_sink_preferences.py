@@ -188,3 +188,23 @@ async def test_the_releaser_keeps_going_after_a_failing_round(
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
     assert calls >= 3
+
+
+async def test_preferences_saved_on_one_replica_apply_on_another(
+    wecom_sim: WecomSim, redis_store_maker: StoreMaker
+) -> None:
+    """Preferences saved through one replica's store hold the very next mail on another."""
+    wall = FakeClock(shanghai("2026-11-30 23:00"))
+    async with (
+        redis_store_maker.open() as page_side,
+        redis_store_maker.open() as sink_side,
+        gated_sink(wecom_sim, sink_side, wall) as gated,
+    ):
+        await gated.commit(mail(mail_id="a", subject="first"))
+        await gated.cards("bob", 1)
+        await page_side.set_preferences(BOB, QUIET)
+        await gated.commit(mail(mail_id="b", subject="second"))
+        await gated.settled()
+        held = await sink_side.held("chat", BOB)
+    assert [h.event.data["mail_id"] for h in held] == ["b"]
+    assert len(wecom_sim.state.messages("bob")) == 1
