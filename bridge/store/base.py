@@ -109,6 +109,11 @@ class Store(PreferenceStore, Protocol):
         window_s) limit, else one slot when one fits, else none (with the wait until one
         frees); `now` is unix seconds. Shared by every process on the store."""
 
+    async def advance_mark(self, key: str, value: str, ttl_s: float) -> bool:
+        """Set `key`'s mark to `value` unless the mark is already greater (string order);
+        True when `value` is now the mark. The mark is forgotten `ttl_s` after its last
+        advance. Keeps a retained state (an unread count) from going backwards."""
+
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""
 

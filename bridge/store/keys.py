@@ -63,6 +63,11 @@ class Keys:
         app). TTL = the longest window (PEXPIRE on every take)."""
         return f"{self.prefix}budget:{key}"
 
+    def mark(self, key: str) -> str:
+        """STRING: the newest value published for `key` (an unread count's event time).
+        TTL = the caller's ttl_s, set on every advance."""
+        return f"{self.prefix}mark:{key}"
+
     def dead(self, sink: str) -> str:
         """HASH delivery id -> dead letter JSON (event, attempts, reason, failed_at). No TTL."""
         return f"{self.prefix}dead:{sink}"

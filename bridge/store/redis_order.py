@@ -24,7 +24,7 @@ from bridge.store.budget import Grant, Limits
 from bridge.store.keys import Keys
 from bridge.store.redis_codec import delivery_from, ms, split_ref
 
-__all__ = ["CLAIM_IN_ORDER", "DEFER", "RENEW", "TAKE_BUDGET", "OrderedOps"]
+__all__ = ["ADVANCE_MARK", "CLAIM_IN_ORDER", "DEFER", "RENEW", "TAKE_BUDGET", "OrderedOps"]
 
 # KEYS: due, body, attempts, then one line per mailbox.
 # ARGV: now_ms, until_ms, limit, hold_ms, then (id, line index) pairs in id order.
@@ -113,6 +113,15 @@ return {take, wait}
 """
 
 
+# KEYS: mark.  ARGV: value, ttl_ms.  Returns 1 when value is the mark now.
+ADVANCE_MARK = """#!lua
+local cur = redis.call('GET', KEYS[1])
+if cur and cur > ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
 class OrderedOps:
     """`claim_in_order`, `defer` and `renew` for `RedisStore`."""
 
@@ -157,6 +166,11 @@ class OrderedOps:
             args += [limit, ms(window_s)]
         taken, wait_ms = await self._script("TAKE_BUDGET", [self._keys.budget(key)], args)
         return Grant(taken=int(taken), wait_s=int(wait_ms) / 1000)
+
+    async def advance_mark(self, key: str, value: str, ttl_s: float) -> bool:
+        """Set `key`'s mark to `value` unless it is greater already (one script)."""
+        args = [value, max(ms(ttl_s), 1)]
+        return bool(int(await self._script("ADVANCE_MARK", [self._keys.mark(key)], args)))
 
     async def defer(self, delivery: Delivery, at: float) -> None:
         """Try the delivery again at unix time `at`, attempts unchanged."""

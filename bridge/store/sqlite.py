@@ -148,6 +148,11 @@ class SqliteStore(SqlitePreferencesMixin):
             "take_budget", sqlite_order.take_budget, self._db, key, want, limits, now
         )
 
+    async def advance_mark(self, key: str, value: str, ttl_s: float) -> bool:
+        """Set `key`'s mark to `value` unless it is greater already."""
+        args = (self._db, key, value, time.time(), ttl_s)
+        return await self._call("advance_mark", sqlite_order.advance_mark, *args)
+
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""
         wake = self._wake[sink]

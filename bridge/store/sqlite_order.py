@@ -16,7 +16,7 @@ import sqlite3
 from bridge.store.budget import Grant, Limits, grant, longest_s
 from bridge.store.sqlite_ops import ClaimedRow, transaction
 
-__all__ = ["claim_in_order", "defer", "pull_next", "take_budget"]
+__all__ = ["advance_mark", "claim_in_order", "defer", "pull_next", "take_budget"]
 
 
 def claim_in_order(
@@ -96,3 +96,14 @@ def take_budget(conn: sqlite3.Connection, key: str, want: int, limits: Limits, n
         decided = grant(times, now, limits, want)
         conn.executemany("INSERT INTO budget VALUES (?, ?)", [(key, now)] * decided.taken)
     return decided
+
+
+def advance_mark(conn: sqlite3.Connection, key: str, value: str, now: float, ttl_s: float) -> bool:
+    """Set the mark unless a greater one is live; True when `value` is the mark now."""
+    with transaction(conn):
+        conn.execute("DELETE FROM marks WHERE expires_at <= ?", (now,))
+        row = conn.execute("SELECT value FROM marks WHERE key = ?", (key,)).fetchone()
+        if row is not None and str(row[0]) > value:
+            return False
+        conn.execute("INSERT OR REPLACE INTO marks VALUES (?, ?, ?)", (key, value, now + ttl_s))
+    return True

@@ -74,6 +74,14 @@ CREATE TABLE IF NOT EXISTS budget (
 CREATE INDEX IF NOT EXISTS budget_key ON budget (key, at);
 CREATE INDEX IF NOT EXISTS budget_at ON budget (at);
 
+-- Newest value published per key (e.g. the time of a retained unread count), so an
+-- older retry never overwrites a newer state; expired rows are pruned on every advance.
+CREATE TABLE IF NOT EXISTS marks (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    expires_at REAL NOT NULL  -- unix seconds
+) WITHOUT ROWID;
+
 -- Generated secrets (click-through signing key, ...), written once.
 CREATE TABLE IF NOT EXISTS kv (
     name  TEXT PRIMARY KEY,

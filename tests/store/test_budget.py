@@ -1,6 +1,8 @@
-"""The contract of shared send budgets; every test runs against both stores."""
+"""The contract of shared send budgets and marks; every test runs against both stores."""
 
 from __future__ import annotations
+
+import asyncio
 
 from bridge.store.base import Store
 from bridge.store.budget import Grant
@@ -34,3 +36,18 @@ async def test_replicas_share_the_budget(store_maker: StoreMaker) -> None:
         assert (await one.take_budget("bob", 2, LIMITS, T0)).taken == 2
         assert (await two.take_budget("bob", 2, LIMITS, T0)).taken == 1
         assert (await one.take_budget("bob", 1, LIMITS, T0)).taken == 0
+
+
+async def test_mark_only_moves_forward(store: Store) -> None:
+    """A mark takes a greater or equal value, refuses a smaller one, and is per key."""
+    assert await store.advance_mark("bob", "2026-11-21T05:00:02.000Z", 60)
+    assert not await store.advance_mark("bob", "2026-11-21T05:00:01.000Z", 60)
+    assert await store.advance_mark("bob", "2026-11-21T05:00:02.000Z", 60)
+    assert await store.advance_mark("amy", "2026-11-21T05:00:01.000Z", 60)
+
+
+async def test_mark_expires(store: Store) -> None:
+    """After its TTL a mark is forgotten and any value is taken."""
+    assert await store.advance_mark("bob", "9", 0.05)
+    await asyncio.sleep(0.1)
+    assert await store.advance_mark("bob", "1", 60)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from bridge import metrics
 from bridge.dispatch import Dispatcher
 from bridge.store.base import Routed, Store
 from sinks.wecom import WecomSink
 from sinks.wecom_budget import MemberBudget, StoreBudget
+from sinks.wecom_members import MemberDirectory
 from tests.core.test_listener import until
 from tests.plugins.store import StoreMaker
 from tests.plugins.wecom import WecomSim
-from tests.wecom.helpers import fake_link, mail
+from tests.wecom.helpers import fake_link, mail, running_sink
 
 
 async def _empty(store: Store, sink: str) -> bool:
@@ -82,3 +84,38 @@ async def test_member_budget_forgets_quiet_members() -> None:
     now[0] = 3601.0
     await budget.take("late", 1)
     assert len(budget) == 1
+
+
+async def test_unknown_errcode_is_labelled_other(wecom_sim: WecomSim) -> None:
+    """An errcode outside the known set is counted under code="other", never its own value."""
+    wecom_sim.state.add_member("bob")
+    wecom_sim.state.inject(987654, endpoint="message/send")
+    labels = {"endpoint": "wecom/message/send"}
+
+    def count(code: str) -> float:
+        sample = metrics.REGISTRY.get_sample_value(
+            "exmail_bridge_upstream_errors_total", {**labels, "code": code}
+        )
+        return sample or 0.0
+
+    before = count("other")
+    async with running_sink(wecom_sim, users={"bob@acme.com": "bob"}) as sink:
+        [result] = await sink.send_batch([mail()])
+    assert result is not None
+    assert count("other") - before == 1
+    assert count("987654") == 0
+
+
+async def test_member_cache_is_bounded(wecom_sim: WecomSim) -> None:
+    """Lookups of many unknown mailboxes keep at most `max_entries` cached answers."""
+    wecom_sim.state.add_member("bob", "bob@acme.com")
+    async with running_sink(wecom_sim) as sink:
+        members = MemberDirectory(
+            api=sink.api, users={}, lookup_email=True, clock=wecom_sim.clock, max_entries=5
+        )
+        for i in range(20):
+            assert await members.userid_for(f"nobody{i}@acme.com") is None
+        assert await members.userid_for("bob@acme.com") == "bob"
+        assert len(members) == 5
+        assert await members.userid_for("bob@acme.com") == "bob"  # the newest stays cached
+    assert wecom_sim.state.count("user/get_userid_by_email") == 21
