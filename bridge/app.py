@@ -13,7 +13,8 @@ import signal
 from dataclasses import dataclass
 
 from bridge import logs, metrics
-from bridge.clickthrough import ClickThrough
+from bridge.click_token import link_ttl_s, make_signer
+from bridge.clickthrough import ClickThrough, member_checks
 from bridge.config import Config, TenantConfig
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
@@ -87,14 +88,19 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             settings=config.exmail,
             rate=RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s),
         )
-        clicks = await ClickThrough.create(config=config, store=store, authkeys=client)
+        # Dependency order: the signer, then the sinks (given links naming them), then the
+        # click-through handler (given the WeCom sinks that check who clicks).
+        signer = await make_signer(config, store)
         me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
             extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
-            sink = build_sink(sink_config, config=config, link_for=clicks.link_for, **extra)
+            link_for = signer.links_for(
+                sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
+            )
+            sink = build_sink(sink_config, config=config, link_for=link_for, **extra)
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(
@@ -107,7 +113,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                     ordered=sink_config.ordered,
                 )
             )
-        clicks.bind_sinks(dispatchers)
+        clicks = ClickThrough(
+            signer=signer,
+            tenants=config.tenants,
+            authkeys=client,
+            checks=member_checks(d.sink for d in dispatchers),
+            without_oauth_ttl_s=config.bridge.click_ttl_without_oauth_s,
+        )
 
         def make_listener(tenant: TenantConfig) -> Listener:
             return Listener(

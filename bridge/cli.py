@@ -1,4 +1,4 @@
-"""`exmail-bridge`: run, check, simulate, demo, dlq."""
+"""`exmail-bridge`: run, check, healthcheck, simulate, demo, dlq."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from bridge import __version__
 from bridge.config import Config, load_config
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, ListenError
 
 __all__ = ["main"]
 
@@ -63,6 +63,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo(args.config, args.duration)
 
 
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from bridge.healthcheck import probe
+
+    return probe(args.config, ready=args.ready, timeout_s=args.timeout_s)
+
+
 def _cmd_dlq(args: argparse.Namespace) -> int:
     from bridge.dlq import dlq
 
@@ -78,7 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         name: str, helptext: str, fn: Callable[[argparse.Namespace], int]
     ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=helptext)
-        cmd.add_argument("-c", "--config", help="config file (default $EXMAIL_BRIDGE_CONFIG)")
+        cmd.add_argument(
+            "-c",
+            "--config",
+            help="config file (default: $EXMAIL_BRIDGE_CONFIG, else ./config.toml)",
+        )
         cmd.set_defaults(fn=fn)
         return cmd
 
@@ -88,11 +98,17 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(
         "demo", "run simulators, receivers and the bridge; show deliveries", _cmd_demo
     )
-    demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
+    demo.add_argument("--duration", type=float, default=0.0, help="run S seconds in all, then stop")
     dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
     dlq.add_argument("--id", help="only this event id")
+
+    health = with_config(
+        "healthcheck", "probe the running bridge's /healthz (exit 0 ok, 1 not)", _cmd_healthcheck
+    )
+    health.add_argument("--ready", action="store_true", help="probe /readyz instead")
+    health.add_argument("--timeout-s", type=float, default=3.0, help="give up after S seconds")
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
     from bridge.simulator.serve import add_arguments
@@ -109,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.fn(args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except BridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config_env import with_env_defaults
 from bridge.errors import ConfigError
 
 __all__ = [
@@ -75,6 +76,8 @@ class BridgeSection(_Model):
     lease_ttl_s: float = Field(default=30.0, gt=0)
     click_secret: SecretStr | None = None
     click_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    # A link no WeCom OAuth check guards is a bearer login: keep its life short.
+    click_ttl_without_oauth_s: float = Field(default=86400.0, gt=0)
 
     @field_validator("store")
     @classmethod
@@ -113,6 +116,9 @@ class ExmailSection(_Model):
     backoff_cap_s: float = Field(default=60.0, gt=0)
     park_s: float = Field(default=900.0, gt=0)
     max_body_bytes: int = Field(default=1 << 20, gt=1024)
+    # user/list answers Ver=0 with every account (~60 B each): 32 MiB fits 100,000 with room.
+    directory_max_body_bytes: int = Field(default=32 << 20, gt=1024)
+    min_poll_interval_s: float = Field(default=1.0, ge=0)
     token_refresh_margin_s: float = Field(default=300.0, ge=0)
 
     _check_urls = field_validator("token_url", "api_base")(classmethod(lambda c, v: _http_url(v)))
@@ -220,7 +226,7 @@ class WecomSinkConfig(_SinkBase):
     api_base: str = "https://qyapi.weixin.qq.com"
     users: dict[str, str] = Field(default_factory=dict)
     lookup_email: bool = True
-    oauth: bool = False
+    oauth: bool = True  # who clicks must be the mailbox's owner; false turns the check off
     oauth_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
     per_member_per_min: int = Field(default=25, ge=1, le=30)
     button_text: str = Field(default="打开邮件", max_length=4)
@@ -388,12 +394,17 @@ def _reason(err: Mapping[str, Any]) -> str:
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate an already-parsed TOML table; raise ConfigError naming the first bad key."""
-    resolved = _resolve_table(dict(data), "", os.environ if env is None else env)
+    env = os.environ if env is None else env
+    filled, from_env = with_env_defaults(data, env)
+    resolved = _resolve_table(filled, "", env)
     try:
         return Config.model_validate(resolved)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(_loc(tuple(first["loc"])), _reason(first)) from None
+        key = _loc(tuple(first["loc"]))
+        if var := from_env.get(key):
+            key = f"{key} (from ${var})"
+        raise ConfigError(key, _reason(first)) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -407,4 +418,21 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{target} is not valid TOML: {exc}") from exc
-    return parse_config(data)
+    return _anchor_store(parse_config(data), target.resolve().parent)
+
+
+def _anchor_store(config: Config, folder: Path) -> Config:
+    """A relative `sqlite:///` path is relative to the config file's folder, not the
+    working directory, so `dlq list -c /etc/bridge/config.toml` opens the same database
+    from anywhere. A database that exists only where the working directory put it (before
+    this rule) is still used, so an upgrade never switches to an empty one."""
+    url = config.bridge.store
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return config
+    relative = url.removeprefix("sqlite:///")
+    chosen = folder / relative
+    legacy = Path(relative).resolve()
+    if not chosen.exists() and legacy.exists() and legacy != chosen.resolve():
+        chosen = legacy
+    bridge = config.bridge.model_copy(update={"store": f"sqlite:///{chosen.resolve()}"})
+    return config.model_copy(update={"bridge": bridge})

@@ -1,6 +1,6 @@
 """Sinks: where events go. A plain registry keyed by the `type` of a `[[sinks]]` entry.
 
-    sink = build_sink(config.sink("oa"), config=config, link_for=clicks.link_for)
+    sink = build_sink(config.sink("oa"), config=config, link_for=signer.links_for("oa", ttl_s=ttl))
     await sink.start(); await sink.send(event); await sink.aclose()
 
 Each factory imports its module when first called, so importing `sinks` stays cheap and a

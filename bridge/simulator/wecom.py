@@ -1,7 +1,8 @@
 """A WeCom (企业微信) API simulator: tokens, app messages, email lookup and web OAuth.
 
 It behaves like WeCom where the bridge depends on it:
-- `GET /cgi-bin/gettoken` answers 40001 unless corpid/corpsecret match the state's.
+- `GET /cgi-bin/gettoken` answers 40001 unless corpid/corpsecret match the state's (with
+  `accept_any`, as `exmail-bridge simulate` runs it: any corp, secret, agent and member).
 - `POST /cgi-bin/message/send` checks the byte limits (textcard title <= 128 B,
   description <= 512 B, url <= 2048 B, btntxt <= 4 characters; text <= 2048 B) and answers
   **45002** ("content size out of limit") past them, 44004 when a required field is empty;
@@ -99,7 +100,7 @@ async def gettoken(request: web.Request) -> web.Response:
     if fault is not None:
         return _reply(fault)
     query = request.query
-    if query.get("corpid") != state.corp_id or query.get("corpsecret") != state.corp_secret:
+    if not state.credentials_ok(query.get("corpid", ""), query.get("corpsecret", "")):
         return _reply(40001)
     return _reply(0, access_token=state.issue_token(), expires_in=state.token_ttl_s)
 
@@ -131,7 +132,7 @@ def _recipients(state: WecomState, touser: str) -> tuple[list[str], list[str]]:
     valid: list[str] = []
     invalid: list[str] = []
     for userid in filter(None, touser.split("|")):
-        member = state.members.get(userid)
+        member = state.member(userid)
         (valid if member is not None and member.visible else invalid).append(userid)
     return valid, invalid
 
@@ -142,7 +143,7 @@ async def message_send(request: web.Request) -> web.Response:
     if code:
         return _reply(code)
     state, doc = _state(request), await _json(request)
-    if doc.get("agentid") != state.agent_id:
+    if doc.get("agentid") != state.agent_id and not state.accept_any:
         return _reply(40056)
     if code := _content_error(doc):
         return _reply(code)
@@ -183,7 +184,7 @@ async def user_get(request: web.Request) -> web.Response:
     code = _guard(request, "user/get")
     if code:
         return _reply(code)
-    member = _state(request).members.get(request.query.get("userid", ""))
+    member = _state(request).member(request.query.get("userid", ""))
     if member is None:
         return _reply(60111)
     return _reply(0, userid=member.userid, email=member.email, biz_mail=member.email)

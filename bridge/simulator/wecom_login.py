@@ -38,7 +38,8 @@ def _back(redirect: str, code: str, state: str) -> web.HTTPFound:
 def _checked_redirect(request: web.Request) -> str:
     state, query = _state(request), request.query
     redirect = query.get("redirect_uri", "")
-    if query.get("appid") != state.corp_id or urlsplit(redirect).scheme not in {"http", "https"}:
+    appid_ok = query.get("appid") == state.corp_id or state.accept_any
+    if not appid_ok or urlsplit(redirect).scheme not in {"http", "https"}:
         raise web.HTTPBadRequest(text="bad appid or redirect_uri")
     return redirect
 
@@ -80,7 +81,8 @@ async def qr_login(request: web.Request) -> web.StreamResponse:
     state.calls["wwlogin/sso/login"] = state.calls.get("wwlogin/sso/login", 0) + 1
     redirect = _checked_redirect(request)
     query = request.query
-    if query.get("login_type") != "CorpApp" or query.get("agentid") != str(state.agent_id):
+    agent_ok = query.get("agentid") == str(state.agent_id) or state.accept_any
+    if query.get("login_type") != "CorpApp" or not agent_ok:
         raise web.HTTPBadRequest(text="login_type must be CorpApp with this app's agentid")
     if userid := query.get("as_user"):
         raise _back(redirect, state.issue_code(userid), query.get("state", ""))

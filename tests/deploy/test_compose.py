@@ -15,7 +15,7 @@ from bridge.config import Config, parse_config
 from tests.deploy.support import DEPLOY, load_yaml
 from tests.plugins.services import free_port, wait_port
 
-SERVICES = {"bridge", "redis", "mosquitto", "prometheus", "grafana", "sim"}
+SERVICES = {"bridge", "ingress", "redis", "mosquitto", "prometheus", "grafana", "sim"}
 SECRET_NAME_RE = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|_KEY$|CREDENTIAL", re.IGNORECASE)
 _SECRET_FILE_RE = re.compile(r'"/run/secrets/([a-z_]+)"')
 
@@ -43,7 +43,7 @@ def _bridge_config(tmp_path: Path) -> Config:
 
 
 def test_compose_names_every_service() -> None:
-    """compose.yaml defines the bridge, Redis, Mosquitto, Prometheus, Grafana and the sim."""
+    """compose.yaml: the bridge, its ingress, Redis, Mosquitto, Prometheus, Grafana, the sim."""
     assert set(_compose()["services"]) == SERVICES
 
 
@@ -140,10 +140,29 @@ def test_bind_mount_sources_exist() -> None:
 
 
 def test_published_ports_bind_to_loopback() -> None:
-    """Published ports are reachable from the host's loopback only."""
+    """Published ports are reachable from the host's loopback only (the ingress by default)."""
     for service in _compose()["services"].values():
         for port in service.get("ports", []):
+            port = port.replace("${INGRESS_BIND:-127.0.0.1}", "127.0.0.1")
             assert port.startswith("127.0.0.1:"), port
+
+
+def test_ingress_serves_the_public_listener_on_80_and_443(tmp_path: Path) -> None:
+    """The ingress publishes 80 and 443 and proxies to the bridge's public_listen port only."""
+    ingress = _service("ingress")
+    assert [p.rsplit(":", 1)[1] for p in ingress["ports"]] == ["80", "443"]
+    public_listen = _bridge_config(tmp_path).bridge.public_listen
+    assert public_listen is not None
+    public_port = public_listen.rpartition(":")[2]
+    caddyfile = (DEPLOY / "compose" / "Caddyfile").read_text(encoding="utf-8")
+    assert re.findall(r"reverse_proxy\s+(\S+)", caddyfile) == [f"bridge:{public_port}"]
+    assert [p.rsplit(":", 1)[1] for p in _service("bridge")["ports"]] == ["9464"]
+    assert ingress["depends_on"]["bridge"]["condition"] == "service_healthy"
+
+
+def test_bridge_healthcheck_is_the_cli() -> None:
+    """compose probes the bridge with `exmail-bridge healthcheck`, like the image does."""
+    assert _service("bridge")["healthcheck"]["test"] == ["CMD", "exmail-bridge", "healthcheck"]
 
 
 @pytest.fixture
