@@ -242,6 +242,12 @@ def main() -> int:
     parser.add_argument("--duration-s", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mails-per-s", type=float, default=4.0)
+    parser.add_argument(
+        "--bridge-kill-every-s",
+        type=float,
+        default=20.0,
+        help="at most one bridge SIGKILL this often",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs here")
     args = parser.parse_args()
     settings = SoakSettings(
@@ -249,6 +255,7 @@ def main() -> int:
         duration_s=args.duration_s,
         seed=args.seed,
         mails_per_s=args.mails_per_s,
+        bridge_kill_every_s=args.bridge_kill_every_s,
         workdir=args.workdir,
     )
     report = asyncio.run(run_soak(settings))

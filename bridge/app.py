@@ -14,16 +14,19 @@ from dataclasses import dataclass
 
 from bridge import logs, metrics
 from bridge.click_token import link_ttl_s, make_signer
-from bridge.clickthrough import ClickThrough, member_checks
-from bridge.config import Config, TenantConfig
+from bridge.clickthrough import ClickThrough, login_providers, member_checks, tenant_links
+from bridge.config import Config
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
-from bridge.listener import Listener
+from bridge.exmail_api.callback import CallbackReceiver
+from bridge.exmail_api.client import ApiClient
+from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
 from bridge.routing import Router
+from bridge.sources import SourceDeps, build_source
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
@@ -83,22 +86,26 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
         session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
         stack.push_async_callback(session.close)
-        client = ExmailClient(
-            session=session,
-            settings=config.exmail,
-            rate=RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s),
+        rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)
+        client = ExmailClient(session=session, settings=config.exmail, rate=rate)
+        api = ApiClient(
+            session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
         )
-        # Dependency order: the signer, then the sinks (given links naming them), then the
-        # click-through handler (given the WeCom sinks that check who clicks).
+        # Dependency order: the signer and login providers, then the sinks (given links
+        # naming them), then the click-through handler (given the WeCom sinks that check
+        # who clicks).
         signer = await make_signer(config, store)
+        logins = login_providers(client, {"api": ApiLogin(api)})
         me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
             extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
-            link_for = signer.links_for(
-                sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
+            link_for = tenant_links(
+                signer.links_for(sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)),
+                config.tenants,
+                logins,
             )
             sink = build_sink(sink_config, config=config, link_for=link_for, **extra)
             await sink.start()
@@ -118,22 +125,30 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             tenants=config.tenants,
             authkeys=client,
             checks=member_checks(d.sink for d in dispatchers),
+            logins=logins,
             without_oauth_ttl_s=config.bridge.click_ttl_without_oauth_s,
         )
 
-        def make_listener(tenant: TenantConfig) -> Listener:
-            return Listener(
-                tenant=tenant,
-                upstream=client,
-                store=store,
-                router=router,
+        deps = SourceDeps(
+            config=config,
+            store=store,
+            router=router,
+            board=board,
+            rate=rate,
+            legacy=client,
+            api=api,
+            wecom_mail=ApiClient(
+                session=session,
                 settings=config.exmail,
-                board=board,
-            )
+                base_url=config.exmail.wecom_api_url,
+                provider="wecom",
+                rate=rate,
+            ),
+        )
 
         pool = Pool(
             tenants=config.tenants,
-            make_listener=make_listener,
+            make_listener=lambda tenant: build_source(tenant, deps),
             store=store,
             board=board,
             instance_id=config.bridge.instance_id,
@@ -144,8 +159,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         runtime = Runtime(
             config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
         )
+        callbacks = CallbackReceiver(
+            tenants=config.tenants, store=store, committer_for=deps.committer
+        )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks, *me.faces]
+            config.bridge,
+            health=health,
+            ready=runtime.problems,
+            faces=[clicks, callbacks, *me.faces],
         )
         await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))

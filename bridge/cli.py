@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bridge import __version__
-from bridge.config import Config, load_config
 from bridge.errors import BridgeError, ConfigError, ListenError
+from bridge.simulator.args import add_arguments as add_simulator_arguments
+
+if TYPE_CHECKING:
+    from bridge.config import Config
+
+# Commands import what they need when they run: `healthcheck` is a container probe, run
+# every few seconds, and must not pay for pydantic, asyncio or aiohttp.
 
 __all__ = ["main"]
 
@@ -35,6 +41,10 @@ def _summary(config: Config) -> list[str]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.config import load_config
+
     config = load_config(args.config)
     print("\n".join(_summary(config)))
     if args.connect:
@@ -47,6 +57,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bridge.app import run
+    from bridge.config import load_config
 
     return run(load_config(args.config))
 
@@ -70,6 +81,9 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
 
 
 def _cmd_dlq(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.config import load_config
     from bridge.dlq import dlq
 
     return asyncio.run(dlq(load_config(args.config), args.action, sink=args.sink, id=args.id))
@@ -111,9 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--timeout-s", type=float, default=3.0, help="give up after S seconds")
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
-    from bridge.simulator.serve import add_arguments
-
-    add_arguments(sim)
+    add_simulator_arguments(sim)
     sim.set_defaults(fn=_cmd_simulate)
     return parser
 

@@ -5,7 +5,8 @@ sent the link. When that sink is a WeCom sink with `oauth` on (the default), the
 first goes through WeCom OAuth *of that sink's corp*, and only the member who owns the
 mailbox gets further. Links that skip OAuth (a WeCom sink with `oauth = false`) are valid
 for `click_ttl_without_oauth_s` after they were issued (1 day by default). Then the bridge
-fetches a fresh Exmail auth key and redirects to Exmail's SSO login for that mail. A
+asks the tenant's login provider (bridge/clickthrough_logins.py: the legacy auth key, or
+the new API's login URL) for a fresh login and redirects to it. A
 forged, expired or foreign token gets a 403 page saying why, never a login. The auth key
 and the SSO URL are never logged. docs/clickthrough.md says what a leaked link can do.
 """
@@ -19,9 +20,11 @@ from typing import Literal, Protocol, runtime_checkable
 from aiohttp import web
 
 from bridge.click_token import Claim, ClickSigner, InvalidClickToken, load_click_key
+from bridge.clickthrough_logins import AuthKeys, LegacyLogin, LoginProvider
 from bridge.clickthrough_pages import Reason, forbidden, oauth_redirect, redirect, unavailable
 from bridge.config import TenantConfig, WecomSinkConfig
 from bridge.errors import UpstreamError, UpstreamUnavailable
+from bridge.events import Event
 from bridge.logs import get_logger
 
 __all__ = [
@@ -32,23 +35,15 @@ __all__ = [
     "InvalidClickToken",
     "MemberCheck",
     "load_click_key",
+    "login_providers",
     "make_open_handler",
     "member_checks",
+    "tenant_links",
 ]
 
 log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DAY_S = 86400.0
-
-
-class AuthKeys(Protocol):
-    """Exmail's SSO: what `bridge.exmail.client.ExmailClient` provides."""
-
-    async def authkey(self, tenant: TenantConfig, mailbox: str) -> str:
-        """A fresh one-time login key for `mailbox` (a secret)."""
-
-    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str, mail_id: str = "") -> str:
-        """The one-click login URL carrying `auth_key`, opening `mail_id` when given."""
 
 
 @runtime_checkable
@@ -85,12 +80,14 @@ class ClickThrough:
         tenants: Iterable[TenantConfig],
         authkeys: AuthKeys,
         checks: Mapping[str, MemberCheck] | None = None,
+        logins: Mapping[str, LoginProvider] | None = None,
         without_oauth_ttl_s: float = DAY_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.signer = signer
         self._tenants = {tenant.name: tenant for tenant in tenants}
-        self._authkeys = authkeys
+        # by tenant protocol; a protocol without a provider has no click-through
+        self._logins = login_providers(authkeys, logins)
         self._checks = dict(checks or {})
         self._without_oauth_ttl_s = without_oauth_ttl_s
         self._clock = clock
@@ -131,7 +128,11 @@ class ClickThrough:
             denial = await _member_denial(check, code, claim)
             if denial is not None:
                 return forbidden(denial) if denial != "unavailable" else unavailable()
-        return await _login(self._authkeys, tenant, claim)
+        provider = self._logins.get(tenant.protocol)
+        if provider is None or not tenant.click_through:
+            log.info("click_refused", reason="no_sso", tenant=claim.tenant)
+            return forbidden("no_sso")
+        return await _login(provider, tenant, claim)
 
     def _unguarded_refusal(self, claim: Claim) -> web.StreamResponse | None:
         """A link no OAuth guards is good for `without_oauth_ttl_s` after it was issued."""
@@ -139,6 +140,31 @@ class ClickThrough:
             return None
         log.info("click_refused", reason="expired", tenant=claim.tenant, oauth=False)
         return forbidden("expired")
+
+
+def login_providers(
+    authkeys: AuthKeys, logins: Mapping[str, LoginProvider] | None = None
+) -> dict[str, LoginProvider]:
+    """Login providers by tenant protocol: `legacy` on `authkeys`, plus `logins`."""
+    return {"legacy": LegacyLogin(authkeys), **(logins or {})}
+
+
+def tenant_links(
+    link_for: Callable[[Event], str],
+    tenants: Iterable[TenantConfig],
+    logins: Mapping[str, LoginProvider],
+) -> Callable[[Event], str | None]:
+    """`link_for`, or None for an event whose tenant cannot open mail in one click (no SSO
+    there: its card then carries no button and says why)."""
+    by_name = {tenant.name: tenant for tenant in tenants}
+
+    def links(event: Event) -> str | None:
+        tenant = by_name.get(event.tenant)
+        if tenant is not None and (not tenant.click_through or tenant.protocol not in logins):
+            return None
+        return link_for(event)
+
+    return links
 
 
 def make_open_handler(
@@ -177,13 +203,13 @@ async def _member_denial(
     return None
 
 
-async def _login(authkeys: AuthKeys, tenant: TenantConfig, claim: Claim) -> web.StreamResponse:
+async def _login(provider: LoginProvider, tenant: TenantConfig, claim: Claim) -> web.StreamResponse:
     try:
-        key = await authkeys.authkey(tenant, claim.mailbox)
+        url = await provider.login_url(tenant, claim.mailbox, claim.mail_id)
     except UpstreamError as exc:
         log.warning(
-            "click_authkey_failed", tenant=tenant.name, mailbox=claim.mailbox, errcode=exc.code
+            "click_login_failed", tenant=tenant.name, mailbox=claim.mailbox, errcode=exc.code
         )
         return unavailable()
     log.info("click_login", tenant=tenant.name, mailbox=claim.mailbox)
-    return redirect(authkeys.sso_url(tenant, claim.mailbox, key, claim.mail_id))
+    return redirect(url)

@@ -13,7 +13,7 @@ from bridge.web.me_page import ErrorText, error_page
 
 __all__ = ["Reason", "forbidden", "oauth_redirect", "redirect", "unavailable"]
 
-Reason = Literal["malformed", "forged", "expired", "tenant", "not_owner", "identity"]
+Reason = Literal["malformed", "forged", "expired", "tenant", "not_owner", "identity", "no_sso"]
 
 
 _EXMAIL = ("https://exmail.qq.com/", "打开腾讯企业邮 / Open Exmail")
@@ -56,6 +56,12 @@ _PAGES: dict[str, ErrorText] = {
         "请在企业微信中重新点开这张卡片；如果仍然不行，请在企业邮箱中直接打开邮件。",
         "Your WeCom identity could not be verified",
         "Tap the card again inside WeCom; if that fails too, open the mail in Exmail.",
+    ),
+    "no_sso": ErrorText(
+        "这个邮箱不能一键登录",
+        "请在企业微信的「邮件」中查看这封邮件。",
+        "This mailbox offers no one-click sign-in",
+        "Open the mail in WeCom's Mail instead.",
     ),
     "unavailable": ErrorText(
         "邮箱暂时打不开",

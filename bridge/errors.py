@@ -15,6 +15,7 @@
     ├── InvalidClickToken          a click-through link was refused (``reason``): answer 403
     ├── SignInRefused              a /me sign-in was refused (``reason``): answer a clear page
     ├── InvalidPreferences         a /me form field is wrong (``field``, ``reason``): say so
+    ├── CallbackRefused            an Exmail callback was refused (``reason``): answer 401/403
     └── StoreError                 the outbox or version store failed (``backend``, ``op``)
         └── StoreFullError         the disk or memory behind the store is full
 
@@ -29,6 +30,7 @@ from typing import Literal
 
 __all__ = [
     "BridgeError",
+    "CallbackRefused",
     "ConfigError",
     "CredentialsError",
     "InvalidClickToken",
@@ -175,6 +177,19 @@ class InvalidPreferences(BridgeError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class CallbackRefused(BridgeError):
+    """A callback failed verification; `reason` names why (a metric label and a log field).
+
+    Reasons: `signature` (forged or missing), `corp` (another CorpID), `stale` (timestamp
+    outside the window), `replay` (signature and nonce seen before), `oversized`,
+    `malformed` (not the envelope, not decryptable).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"callback refused: {reason}")
 
 
 class StoreError(BridgeError):

@@ -4,9 +4,10 @@ Transient failures back off (capped exponential, full jitter, reset after a heal
 a poll that ends at once with nothing new is paced (bridge/pacing.py), never a hot loop;
 bad credentials park the tenant; a `Ver` push triggers a directory sync (bridge/directory.py)
 whose event is committed together with the new version, and whose failure never stops
-mail; after every gap the watched mailboxes' unread counts are reconciled. A push read
-from the socket is committed before the next one is read; if the store fails, the same
-commit is retried (with backoff) until it succeeds.
+mail; after every gap (the start too) the watched mailboxes' unread counts are reconciled
+against the baselines stored with earlier commits. A push read from the socket is
+committed before the next one is read; if the store fails, the same commit is retried
+(with backoff) until it succeeds (bridge/sources/commit.py).
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from fnmatch import fnmatchcase
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from bridge import events, metrics
+from bridge import baselines, events, metrics
 from bridge.backoffs import Backoff
 from bridge.config import ExmailSection, TenantConfig
 from bridge.directory import DirectoryDelta, DirectorySync
 from bridge.errors import (
     CredentialsError,
-    StoreError,
     UpstreamError,
     UpstreamProtocolError,
+    UpstreamRejected,
     UpstreamTimeout,
 )
 from bridge.events import Event
@@ -34,14 +35,14 @@ from bridge.exmail.seam import RETRY_AFTER_CAP_S, label_code
 from bridge.logs import get_logger
 from bridge.pacing import PollPacer
 from bridge.routing import Router
+from bridge.sources.commit import Committer
 from bridge.states import StateBoard
-from bridge.store.base import CommitResult, Routed, Store
-from bridge.unread import UNREAD_MEMORY, UnreadMemory, reconcile
+from bridge.store.base import Store
+from bridge.unread import UNREAD_MEMORY, UnreadMemory
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -89,7 +90,13 @@ class Listener:
         self._unread = UnreadMemory(watch=tenant.watch, max_items=unread_memory)
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
-        self._pending: asyncio.Future[CommitResult] | None = None
+        self._committer = Committer(
+            tenant=tenant.name,
+            store=store,
+            router=router,
+            backoff_base_s=settings.backoff_base_s,
+            sleep=sleep,
+        )
 
     @property
     def remembered(self) -> int:
@@ -106,7 +113,7 @@ class Listener:
         self._board.set(self.name, "starting")
         try:
             await self._sleep(start_delay_s)
-            stored = await self._retrying(lambda: self._store.get_version(self.name))
+            stored = await self._committer.retrying(lambda: self._store.get_version(self.name))
             self._directory.ver = stored
             while True:
                 await self._round()
@@ -182,7 +189,7 @@ class Listener:
             summary=push.summary,
             unread_count=push.new_count,
         )
-        return await self._commit([event])
+        return await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
     async def _on_unread(self, push: UnreadPush) -> bool:
         previous = self._unread.note(push.mailbox, push.new_count)
@@ -195,7 +202,7 @@ class Listener:
             previous=previous,
             reason="push",
         )
-        return await self._commit([event])
+        return await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
     async def _on_version(self, push: VersionPush) -> bool:
         if not self._directory.hear(push.ver):
@@ -220,48 +227,40 @@ class Listener:
         self._directory.synced(new_ver)
         log.info("directory_synced", tenant=self.name, version=new_ver)
 
+    def _watched(self, mailbox: str, count: int | None) -> dict[str, int]:
+        return baselines.watched_count(self.tenant.watch, mailbox, count)
+
     async def _reconcile(self) -> None:
-        found = await reconcile(self.tenant, self._upstream, self._unread)
-        if found:
-            await self._commit(found)
+        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose above
+        the stored baseline (so mail that arrived while the bridge was down is announced)."""
+        stored = await self._committer.retrying(lambda: self._store.get_baselines(self.name))
+        counts: dict[str, int] = {}
+        for mailbox in baselines.resolve_watch(self.tenant.watch, stored):
+            try:
+                counts[mailbox] = await self._upstream.newcount(self.tenant, mailbox)
+            except UpstreamRejected as exc:
+                log.warning("reconcile_skipped", tenant=self.name, mailbox=mailbox, error=str(exc))
+        for mailbox, count in counts.items():
+            self._unread.note(mailbox, count)
+        found = baselines.unread_rises(self.name, counts, stored, reason="reconcile")
+        if changed := baselines.changed_counts(counts, stored):
+            await self._commit(found, counts=changed)
         self._gap = False
 
-    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> bool:
-        """Commit `batch` (and the version); True when any event in it was new."""
-        routed = self._router.route(batch)
-        # Shielded: a shutdown that cancels the listener never cuts a commit in half.
-        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver))
-        if result.emitted == len(batch):
-            for event in batch:
-                metrics.events_committed(event.type)
-        elif result.emitted:  # a partly duplicate batch: reconcile batches share one type
-            metrics.events_committed(batch[0].type, result.emitted)
-        if result.duplicates:
-            metrics.events_deduplicated(result.duplicates)
-            log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
+    async def _commit(
+        self,
+        batch: list[Event],
+        new_ver: str | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> bool:
+        """Commit `batch` (the version, and `counts`: the watched mailboxes' new unread
+        baselines, stored with the events); True when anything in it was new."""
+        result = await self._committer.commit(batch, new_ver, baselines=counts)
         return result.emitted > 0 or new_ver is not None
-
-    async def _shielded_commit(self, routed: list[Routed], new_ver: str | None) -> CommitResult:
-        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver))
-        self._pending = pending
-        return await asyncio.shield(pending)
 
     async def drain(self) -> None:
         """Wait for a commit that a cancellation left running (shutdown calls this)."""
-        if self._pending is not None and not self._pending.done():
-            with contextlib.suppress(Exception):
-                await self._pending
-
-    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run a store operation until it succeeds: a full disk must not lose a push."""
-        store_backoff = Backoff(base_s=self._settings.backoff_base_s, cap_s=30.0)
-        while True:
-            try:
-                return await op()
-            except StoreError as exc:
-                delay = store_backoff.next_delay_s()
-                log.error("store_failed", tenant=self.name, error=str(exc), retry_in_s=delay)
-                await self._sleep(delay)
+        await self._committer.drain()
 
     async def _back_off(self, exc: UpstreamError) -> None:
         reason = _reason(exc)

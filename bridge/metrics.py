@@ -107,6 +107,31 @@ TENANTS = Gauge(
     ["state"],
     registry=REGISTRY,
 )
+UNREAD_POLLS = Counter(
+    _P + "unread_polls_total",
+    "Unread-count polls (new API, WeCom mail), by protocol and outcome.",
+    ["protocol", "outcome"],
+    registry=REGISTRY,
+)
+DIRECTORY_WALKS = Counter(
+    _P + "directory_walks_total",
+    "Full directory walks (new API), by outcome (unchanged, changed, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CALLBACKS = Counter(
+    _P + "callbacks_total",
+    "Exmail callbacks answered 200, by outcome (committed, duplicate, ignored, unknown_type).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CALLBACKS_REFUSED = Counter(
+    _P + "callbacks_refused_total",
+    "Exmail callbacks refused, by reason (signature, corp, stale, replay, oversized, "
+    "malformed, tenant, store).",
+    ["reason"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 
@@ -119,6 +144,16 @@ def poll_finished(outcome: str) -> None:
 def reconnect(reason: str) -> None:
     """A listener reconnects after `reason` (timeout, reset, http_5xx, ...)."""
     LISTEN_RECONNECTS.labels(reason).inc()
+
+
+def unread_poll(protocol: str, outcome: str) -> None:
+    """One unread count was polled (`same`, `changed`, `rise`, `rejected` or `error`)."""
+    UNREAD_POLLS.labels(protocol, outcome).inc()
+
+
+def directory_walk(outcome: str) -> None:
+    """A directory walk ended (`unchanged`, `changed` or `failed`)."""
+    DIRECTORY_WALKS.labels(outcome).inc()
 
 
 def upstream_error(endpoint: str, code: str) -> None:
@@ -217,3 +252,13 @@ def dispatcher_failing(sink: str, failing: bool) -> None:
 def sink_internal_error(sink: str) -> None:
     """A sink raised something other than SinkError."""
     SINK_INTERNAL_ERRORS.labels(sink).inc()
+
+
+def callback_handled(outcome: str) -> None:
+    """A callback was answered 200 (`committed`, `duplicate`, `ignored`, `unknown_type`)."""
+    CALLBACKS.labels(outcome).inc()
+
+
+def callback_refused(reason: str) -> None:
+    """A callback was refused (or deferred with 503 when `reason` is `store`)."""
+    CALLBACKS_REFUSED.labels(reason).inc()

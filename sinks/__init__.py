@@ -42,7 +42,7 @@ class SinkContext:
 
     instance_id: str
     public_url: str
-    link_for: Callable[[Event], str] | None = None
+    link_for: Callable[[Event], str | None] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +88,7 @@ def build_sink(
     config: Config | None = None,
     instance_id: str | None = None,
     public_url: str | None = None,
-    link_for: Callable[[Event], str] | None = None,
+    link_for: Callable[[Event], str | None] | None = None,
     **extra: Any,
 ) -> Sink:
     """The sink for one `[[sinks]]` entry; ConfigError when its `type` is unknown.

@@ -39,16 +39,16 @@ from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
 from sinks.wecom_api import WecomApi
 from sinks.wecom_budget import Budget, MemberBudget
-from sinks.wecom_card import Card, MailLine, digest_card, mail_card, settings_link
+from sinks.wecom_card import MailLine, digest_card, mail_card, settings_link
 from sinks.wecom_members import MemberDirectory
+from sinks.wecom_notice import is_news, notice
 
 __all__ = ["WecomSink"]
 
 log = get_logger(__name__)
 _Items = list[tuple[int, Event]]  # (index in the batch, event)
 _Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
-# A digest event carries a member's held mails, released together (bridge.delivery).
-CARD_TYPES = frozenset({MAIL_RECEIVED, DIGEST})
+_Message = tuple[str, dict[str, str]]  # (msgtype, its body): a textcard or a plain text
 _SETTINGS_URL_MAX_B = 200  # a longer /me link would crowd the mail out of the card
 
 
@@ -59,7 +59,7 @@ class WecomSink:
         self,
         *,
         config: WecomSinkConfig,
-        link_for: Callable[[Event], str],
+        link_for: Callable[[Event], str | None],
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
         budget: Budget | None = None,
@@ -109,7 +109,7 @@ class WecomSink:
         repeats a card that went out.
         """
         deadline = asyncio.get_running_loop().time() + 2 * self.config.timeout_s
-        mails = [(i, e) for i, e in enumerate(events) if e.type in CARD_TYPES]
+        mails = [(i, e) for i, e in enumerate(events) if self._announces(e)]
         groups, results = await self._group_by_member(mails)
         async with asyncio.TaskGroup() as tasks:
             sends = [
@@ -119,6 +119,13 @@ class WecomSink:
         for send in sends:
             results.update(send.result())
         return [results.get(i) for i in range(len(events))]
+
+    def _announces(self, event: Event) -> bool:
+        """Mails always; an unread rise only for tenants without one-click mail (their
+        only news: a `wecom-mail` source polls counts)."""
+        if event.type in (MAIL_RECEIVED, DIGEST):  # a digest: a member's held mails, released
+            return True
+        return is_news(event) and self._link_for(event) is None
 
     async def _group_by_member(self, mails: _Items) -> tuple[dict[str, _Items], _Results]:
         by_mailbox: dict[str, _Items] = {}
@@ -159,6 +166,24 @@ class WecomSink:
         wait_s = max(got.wait_s, 1.0)
         return _all(items, SinkError(self.name, reason, retryable=True, retry_after_s=wait_s))
 
+    async def _send_each(self, userid: str, items: _Items, deadline: float) -> _Results:
+        sent: _Results = {}
+        for done, (index, event) in enumerate(items):
+            failure = await self._send_by(deadline, userid, self._message([event]))
+            if failure is not None:
+                return sent | _all(items[done:], failure)  # later mails would fail the same way
+            sent[index] = None
+            await self._delivered(userid, [event])
+        return sent
+
+    async def _send_digest(self, userid: str, items: _Items, deadline: float) -> _Results:
+        log.info("wecom_digest", sink=self.name, userid=userid, mails=len(items))
+        events = [event for _, event in items]
+        failure = await self._send_by(deadline, userid, self._message(events))
+        if failure is None:
+            await self._delivered(userid, events)
+        return _all(items, failure)
+
     async def _screen(self, userid: str, items: _Items) -> _Items:
         """The items to send now: the member's preferences hold or mute the others."""
         if self.gate is None:
@@ -170,53 +195,37 @@ class WecomSink:
         if self.gate is not None:
             await self.gate.delivered(userid, events)
 
-    def _card(self, event: Event) -> Card:
-        if event.type == DIGEST:
-            return self._digest_of(digest_mails(event))
-        line = MailLine.from_data(event.data)
-        url, btntxt = self._link_for(event), self.config.button_text
-        return mail_card(line, url=url, btntxt=btntxt, footer=self._footer)
-
-    def _digest_of(self, mails: list[Event]) -> Card:
+    def _message(self, events: Sequence[Event]) -> _Message:
+        """One card for `events` (newest last; a digest event counts as its held mails),
+        or a plain text where there is no link."""
+        mails = [mail for event in events for mail in digest_mails(event)]
+        url = self._link_for(mails[-1])
+        if url is None:
+            return "text", notice(mails)
+        btntxt, footer = self.config.button_text, self._footer
+        if len(events) == 1 and events[0].type != DIGEST:
+            line = MailLine.from_data(mails[0].data)
+            return "textcard", mail_card(line, url=url, btntxt=btntxt, footer=footer).as_json()
         lines = [MailLine.from_data(mail.data) for mail in mails]
-        url, btntxt = self._link_for(mails[-1]), self.config.button_text
-        return digest_card(lines, url=url, btntxt=btntxt, footer=self._footer)
+        return "textcard", digest_card(lines, url=url, btntxt=btntxt, footer=footer).as_json()
 
-    async def _send_each(self, userid: str, items: _Items, deadline: float) -> _Results:
-        sent: _Results = {}
-        for done, (index, event) in enumerate(items):
-            failure = await self._send_by(deadline, userid, self._card(event))
-            if failure is not None:
-                return sent | _all(items[done:], failure)  # later mails would fail the same way
-            sent[index] = None
-            await self._delivered(userid, [event])
-        return sent
-
-    async def _send_digest(self, userid: str, items: _Items, deadline: float) -> _Results:
-        mails = [mail for _, event in items for mail in digest_mails(event)]
-        log.info("wecom_digest", sink=self.name, userid=userid, mails=len(mails))
-        failure = await self._send_by(deadline, userid, self._digest_of(mails))
-        if failure is None:
-            await self._delivered(userid, [event for _, event in items])
-        return _all(items, failure)
-
-    async def _send_by(self, deadline: float, userid: str, card: Card) -> SinkError | None:
-        """Send one card before `deadline`; the failure, or None when it went out."""
+    async def _send_by(self, deadline: float, userid: str, message: _Message) -> SinkError | None:
+        """Send one message before `deadline`; the failure, or None when it went out."""
         try:
             async with asyncio.timeout_at(deadline):
-                await self._send_card(userid, card)
+                await self._send(userid, *message)
         except SinkError as exc:
             return exc
         except TimeoutError:
             return SinkError(self.name, "batch deadline passed before this card", retryable=True)
         return None
 
-    async def _send_card(self, userid: str, card: Card) -> None:
+    async def _send(self, userid: str, msgtype: str, body: dict[str, str]) -> None:
         payload = {
             "touser": userid,
-            "msgtype": "textcard",
+            "msgtype": msgtype,
             "agentid": self.config.agent_id,
-            "textcard": card.as_json(),
+            msgtype: body,
         }
         try:
             doc = await self.api.send_message(payload)

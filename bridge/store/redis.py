@@ -28,7 +28,7 @@ Design (decided here; key layout in `bridge.store.keys`, scripts in `redis_scrip
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Self, cast
 
 import orjson
@@ -49,11 +49,12 @@ from bridge.store.redis_codec import (
     split_ref,
 )
 from bridge.store.redis_me import RedisPreferencesMixin
+from bridge.store.redis_sources import RedisSourcesMixin
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(RedisPreferencesMixin, redis_order.OrderedOps):
+class RedisStore(RedisPreferencesMixin, redis_order.OrderedOps, RedisSourcesMixin):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -119,10 +120,18 @@ class RedisStore(RedisPreferencesMixin, redis_order.OrderedOps):
         return raw.decode() if raw else "0"
 
     async def commit(
-        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+        self,
+        tenant: str,
+        routed: Sequence[Routed],
+        new_ver: str | None = None,
+        baselines: Mapping[str, int] | None = None,
     ) -> CommitResult:
-        """Append new events to their sinks' outboxes and set the version, atomically."""
+        """Append new events, set the version and the baselines, atomically."""
         keys, args = self._commit_call(tenant, routed, new_ver)
+        keys.append(self._keys.baselines(tenant))
+        args.append(len(baselines or {}))
+        for mailbox, unread in (baselines or {}).items():
+            args += [mailbox, unread]
         emitted, duplicates = await self._script("COMMIT", keys, args)
         return CommitResult(emitted=int(emitted), duplicates=int(duplicates))
 
@@ -308,3 +317,12 @@ class RedisStore(RedisPreferencesMixin, redis_order.OrderedOps):
         key, now_ms = self._keys.replicas(), ms(time.time())
         raw = await self._run("live_owners", self._redis.zrangebyscore(key, now_ms, "+inf"))
         return sorted(r.decode() for r in raw)
+
+    async def is_marked(self, key: str) -> bool:
+        """Whether `key` carries an unexpired mark."""
+        return bool(await self._run("is_marked", self._redis.exists(self._keys.flag(key))))
+
+    async def mark(self, key: str, ttl_s: float) -> bool:
+        """Mark `key` for `ttl_s` seconds (SET NX PX); True when it was not marked already."""
+        call = self._redis.set(self._keys.flag(key), b"1", nx=True, px=max(ms(ttl_s), 1))
+        return bool(await self._run("mark", call))

@@ -58,8 +58,9 @@ def commit(
     new_ver: str | None,
     now: float,
     window_s: float,
+    baselines: Sequence[tuple[str, int]] = (),
 ) -> tuple[int, int, set[str]]:
-    """Append fresh events; return (emitted, duplicates, sinks that got rows)."""
+    """Append fresh events (and set baselines); return (emitted, duplicates, sinks)."""
     emitted, touched = 0, set[str]()
     with transaction(conn):
         for event in events:
@@ -78,6 +79,11 @@ def commit(
                 "INSERT INTO versions VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET ver = ?",
                 (tenant, new_ver, new_ver),
             )
+        conn.executemany(
+            "INSERT INTO baselines VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant, mailbox) DO UPDATE SET unread = excluded.unread",
+            [(tenant, mailbox, unread) for mailbox, unread in baselines],
+        )
     return emitted, len(events) - emitted, touched
 
 
@@ -207,3 +213,21 @@ def get_secret(conn: sqlite3.Connection, name: str, factory: bytes) -> bytes:
         conn.execute("INSERT OR IGNORE INTO kv VALUES (?, ?)", (name, factory))
         row = conn.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
     return bytes(row[0])
+
+
+def is_marked(conn: sqlite3.Connection, key: str, now: float) -> bool:
+    row = conn.execute("SELECT 1 FROM flags WHERE key = ? AND expires_at > ?", (key, now))
+    return row.fetchone() is not None
+
+
+def mark(conn: sqlite3.Connection, key: str, now: float, ttl_s: float) -> bool:
+    with transaction(conn):
+        conn.execute(
+            "DELETE FROM flags WHERE key IN (SELECT key FROM flags WHERE expires_at <= ? LIMIT ?)",
+            (now, _PRUNE_BATCH),
+        )
+        conn.execute("DELETE FROM flags WHERE key = ? AND expires_at <= ?", (key, now))
+        cursor = conn.execute(
+            "INSERT INTO flags VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
+        )
+        return cursor.rowcount == 1

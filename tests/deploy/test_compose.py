@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -158,6 +161,35 @@ def test_ingress_serves_the_public_listener_on_80_and_443(tmp_path: Path) -> Non
     assert re.findall(r"reverse_proxy\s+(\S+)", caddyfile) == [f"bridge:{public_port}"]
     assert [p.rsplit(":", 1)[1] for p in _service("bridge")["ports"]] == ["9464"]
     assert ingress["depends_on"]["bridge"]["condition"] == "service_healthy"
+
+
+def _caddy_adapt(public_host: str) -> dict[str, Any]:
+    exe = shutil.which("caddy")
+    if exe is None:
+        pytest.fail("caddy is not installed: apt-get install caddy (.ci/run installs it)")
+    done = subprocess.run(
+        [exe, "adapt", "--config", str(DEPLOY / "compose" / "Caddyfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PUBLIC_HOST": public_host},
+    )
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = json.loads(done.stdout)
+    return config
+
+
+def test_caddyfile_proxies_public_host_to_the_public_listener(tmp_path: Path) -> None:
+    """Caddy itself reads the Caddyfile: PUBLIC_HOST on 443, proxied to bridge:<public port>."""
+    (server,) = _caddy_adapt("bridge.example.com")["apps"]["http"]["servers"].values()
+    assert server["listen"] == [":443"]
+    (route,) = server["routes"]
+    assert route["match"] == [{"host": ["bridge.example.com"]}]
+    public_listen = _bridge_config(tmp_path).bridge.public_listen
+    assert public_listen is not None
+    dials = re.findall(r'"dial":\s*"([^"]+)"', json.dumps(route))
+    assert dials == [f"bridge:{public_listen.rpartition(':')[2]}"]
 
 
 def test_bridge_healthcheck_is_the_cli() -> None:

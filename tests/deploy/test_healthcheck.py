@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bridge.healthcheck import Probe, probe_target
+from bridge.errors import ConfigError
+from bridge.healthcheck import Probe, http_listen, probe_target
 from tests.e2e.process import CliResult, run_cli
 from tests.plugins.e2e import Harness
 from tests.plugins.services import free_port
@@ -96,3 +97,29 @@ def test_wildcard_binds_are_probed_over_loopback() -> None:
     assert probe_target("[::]:9464", ready=True) == Probe("::1", 9464, "/readyz")
     assert probe_target("[::1]:80", ready=False).url == "http://[::1]:80/healthz"
     assert probe_target("10.1.2.3:8080", ready=False).host == "10.1.2.3"
+
+
+def test_listen_address_follows_the_bridges_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`${VAR:-default}` in the file, the environment default, then the built-in one."""
+    config = tmp_path / "c.toml"
+    monkeypatch.delenv("EXMAIL_BRIDGE_HTTP_LISTEN", raising=False)
+    config.write_text('[bridge]\nhttp_listen = "${EXMAIL_BRIDGE_HTTP_LISTEN:-127.0.0.1:1}"\n')
+    assert http_listen(str(config)) == "127.0.0.1:1"
+    monkeypatch.setenv("EXMAIL_BRIDGE_HTTP_LISTEN", "0.0.0.0:2")
+    assert http_listen(str(config)) == "0.0.0.0:2"
+    config.write_text("[bridge]\n")
+    assert http_listen(str(config)) == "0.0.0.0:2"
+    monkeypatch.delenv("EXMAIL_BRIDGE_HTTP_LISTEN")
+    assert http_listen(str(config)) == "127.0.0.1:9464"
+
+
+@pytest.mark.parametrize("value", ['"9464"', "9464", '"${NOPE_UNSET_VAR}"', '"host:port"'])
+def test_bad_listen_address_is_a_config_error(tmp_path: Path, value: str) -> None:
+    """A listen address the bridge would refuse is a ConfigError naming the key."""
+    config = tmp_path / "c.toml"
+    config.write_text(f"[bridge]\nhttp_listen = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        http_listen(str(config))
+    assert err.value.key == "bridge.http_listen"

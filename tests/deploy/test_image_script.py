@@ -66,7 +66,7 @@ def test_build_keeps_the_healthcheck_and_mounts_the_ca_read_only() -> None:
     """`podman build --format docker` (else HEALTHCHECK is dropped), host CA mounted :ro."""
     text = SCRIPT.read_text(encoding="utf-8")
     assert "podman build --format docker" in text
-    assert '-v "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro"' in text
+    assert 'ca=(-v "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro")' in text
 
 
 @pytest.fixture
