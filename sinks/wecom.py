@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from collections.abc import Callable, Sequence
 
@@ -41,7 +42,7 @@ from sinks.wecom_api import WecomApi
 from sinks.wecom_budget import Budget, MemberBudget
 from sinks.wecom_card import MailLine, digest_card, mail_card, settings_link
 from sinks.wecom_members import MemberDirectory
-from sinks.wecom_notice import is_news, notice
+from sinks.wecom_notice import CONTENT_MAX_B, is_news, notice
 
 __all__ = ["WecomSink"]
 
@@ -77,7 +78,8 @@ class WecomSink:
         # Members' preferences (the /me page): None = every mail is delivered at once.
         self.gate = gate
         fits = settings_url is not None and len(settings_url.encode()) <= _SETTINGS_URL_MAX_B
-        self._footer = settings_link(settings_url) if settings_url and fits else ""
+        self._settings_url = settings_url if settings_url and fits else ""
+        self._footer = settings_link(self._settings_url) if self._settings_url else ""
 
     async def start(self) -> None:
         """Open the HTTP session."""
@@ -184,6 +186,14 @@ class WecomSink:
             await self._delivered(userid, events)
         return _all(items, failure)
 
+    def _with_settings(self, text: dict[str, str]) -> dict[str, str]:
+        """A plain-text notice with the "通知设置" link under it, when it fits."""
+        line = f'\n<a href="{html.escape(self._settings_url)}">通知设置</a>'
+        content = text["content"] + line
+        if not self._settings_url or len(content.encode()) > CONTENT_MAX_B:
+            return text
+        return {"content": content}
+
     async def _screen(self, userid: str, items: _Items) -> _Items:
         """The items to send now: the member's preferences hold or mute the others."""
         if self.gate is None:
@@ -201,7 +211,7 @@ class WecomSink:
         mails = [mail for event in events for mail in digest_mails(event)]
         url = self._link_for(mails[-1])
         if url is None:
-            return "text", notice(mails)
+            return "text", self._with_settings(notice(mails))
         btntxt, footer = self.config.button_text, self._footer
         if len(events) == 1 and events[0].type != DIGEST:
             line = MailLine.from_data(mails[0].data)

@@ -10,8 +10,10 @@ from bridge.config import MqttSinkConfig, WebhookSinkConfig, parse_config
 from bridge.delivery.preferences import Preferences, member_key
 from bridge.delivery.preferences_release import HoldReleaser
 from bridge.errors import StoreError
+from bridge.events import unread_changed
 from bridge.store.base import Store
 from bridge.web.me_feature import MeFeature
+from sinks.wecom import WecomSink
 from tests.me.delivery import gated_sink, shanghai
 from tests.plugins.store import StoreMaker
 from tests.plugins.wecom import FakeClock, WecomSim
@@ -208,3 +210,24 @@ async def test_preferences_saved_on_one_replica_apply_on_another(
         held = await sink_side.held("chat", BOB)
     assert [h.event.data["mail_id"] for h in held] == ["b"]
     assert len(wecom_sim.state.messages("bob")) == 1
+
+
+async def test_a_plain_text_notice_links_the_page_too(wecom_sim: WecomSim) -> None:
+    """A tenant without one-click mail gets a text message; it also links "通知设置"."""
+    wecom_sim.state.add_member("bob")
+    sink = WecomSink(
+        config=wecom_sim.sink_config(users={"a@hooli.com": "bob"}),
+        link_for=lambda _: None,
+        settings_url="http://bridge.test/me",
+    )
+    rise = unread_changed(
+        tenant="hooli", mailbox="a@hooli.com", unread_count=4, previous=2, reason="poll"
+    )
+    await sink.start()
+    try:
+        assert await sink.send_batch([rise]) == [None]
+    finally:
+        await sink.aclose()
+    [message] = wecom_sim.state.messages("bob")
+    assert message.msgtype == "text"
+    assert message.body["content"].endswith('<a href="http://bridge.test/me">通知设置</a>')
