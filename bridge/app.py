@@ -32,6 +32,7 @@ from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
@@ -96,11 +97,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         # Dependency order: the signer, then the sinks (given links naming them), then the
         # click-through handler (given the WeCom sinks that check who clicks).
         signer = await make_signer(config, store)
+        me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
-            extra = sink_extras(sink_config, store)
+            extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
             link_for = signer.links_for(
                 sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
             )
@@ -165,8 +167,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             tenants=config.tenants, store=store, committer_for=deps.committer
         )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks, callbacks]
+            config.bridge,
+            health=health,
+            ready=runtime.problems,
+            faces=[clicks, callbacks, *me.faces],
         )
+        await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)
 

@@ -48,12 +48,13 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.redis_me import RedisPreferencesMixin
 from bridge.store.redis_sources import RedisSourcesMixin
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(redis_order.OrderedOps, RedisSourcesMixin):
+class RedisStore(RedisPreferencesMixin, redis_order.OrderedOps, RedisSourcesMixin):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
