@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config_api import ApiSection
 from bridge.errors import ConfigError
 
 __all__ = [
@@ -43,7 +44,9 @@ __all__ = [
 
 ENV_CONFIG = "EXMAIL_BRIDGE_CONFIG"
 # Keys whose values are secrets; each may instead be given as `<key>_file`.
-SECRET_KEYS = frozenset({"client_secret", "secret", "corp_secret", "password", "click_secret"})
+SECRET_KEYS = frozenset(
+    {"client_secret", "secret", "corp_secret", "password", "click_secret", "admin_tokens"}
+)
 DEFAULT_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -247,6 +250,7 @@ class Config(_Model):
     tenants: tuple[TenantConfig, ...] = ()
     sinks: tuple[SinkConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    api: ApiSection = Field(default_factory=ApiSection)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

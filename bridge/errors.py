@@ -12,6 +12,8 @@
     │       └── UpstreamProtocolError  undecodable or oversized body, connection reset
     ├── SinkError                  a delivery failed (``sink``, ``retryable``, ``retry_after_s``)
     ├── InvalidClickToken          a click-through link was refused (``reason``): answer 403
+    ├── ApiError                   a /v1/ request was refused (``status``, ``title``, ``detail``):
+    │                              answer it as application/problem+json
     └── StoreError                 the outbox or version store failed (``backend``, ``op``)
         └── StoreFullError         the disk or memory behind the store is full
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "ApiError",
     "BridgeError",
     "ConfigError",
     "CredentialsError",
@@ -142,6 +145,19 @@ class InvalidClickToken(BridgeError):
     def __init__(self, reason: Literal["malformed", "forged", "expired"]) -> None:
         self.reason = reason
         super().__init__(f"click token {reason}")
+
+
+class ApiError(BridgeError):
+    """A subscription-API request was refused; answered as an RFC 9457 problem."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, *, retry_after_s: float | None = None
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{status} {title}: {detail}")
 
 
 class StoreError(BridgeError):

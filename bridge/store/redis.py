@@ -47,11 +47,13 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
+from bridge.store.subscriptions_redis import RedisSubscriptions
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore:
+class RedisStore(RedisSubscriptions):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -86,6 +88,8 @@ class RedisStore:
         self._scripts = {
             name: self._redis.register_script(getattr(lua, name)) for name in lua.__all__
         }
+        for name, source in SUBSCRIPTION_SCRIPTS.items():
+            self._scripts[name] = self._redis.register_script(source)
 
     async def __aenter__(self) -> Self:
         return self

@@ -24,6 +24,7 @@ from bridge.events import Event
 from bridge.store import sqlite_ops as ops
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
 from bridge.store.sqlite_schema import connect
+from bridge.store.subscriptions_sqlite import SqliteSubscriptions
 
 __all__ = ["SqliteStore"]
 
@@ -32,7 +33,7 @@ _PRUNE_EVERY_S = 10.0
 _T = TypeVar("_T")
 
 
-class SqliteStore:
+class SqliteStore(SqliteSubscriptions):
     """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
 
     backend = _BACKEND

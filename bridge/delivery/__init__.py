@@ -1,0 +1,1 @@
+"""Delivery beyond the configured sinks: store-backed webhook subscriptions."""
