@@ -55,6 +55,7 @@ class Dispatcher:
         concurrency: int,
         timeout_s: float,
         ordered: bool = False,
+        metrics_label: str | None = None,
     ) -> None:
         self.sink = sink
         self._store = store
@@ -62,6 +63,9 @@ class Dispatcher:
         self._concurrency = concurrency
         self._timeout_s = timeout_s
         self._ordered = ordered
+        # The `sink` label of its metrics: the sink's name, or a bounded stand-in (such as
+        # "subscription") when names are unbounded.
+        self._label = metrics_label or sink.name
         self._lease_s = timeout_s * 3 + 10
         self._stopping = asyncio.Event()
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
@@ -208,19 +212,19 @@ class Dispatcher:
         self.delivered += 1
         self.permanent_failure = None
         self._blocked.pop(item.event.mailbox, None)
-        metrics.delivery(self.name, "delivered", took_s)
-        metrics.event_latency(self.name, time.time() - item.enqueued_at)
+        metrics.delivery(self._label, "delivered", took_s)
+        metrics.event_latency(self._label, time.time() - item.enqueued_at)
 
     async def _failed(self, item: Delivery, exc: SinkError, took_s: float) -> None:
         if exc.loud:
             self.permanent_failure = exc.reason
-            metrics.sink_permanent_failure(self.name)
+            metrics.sink_permanent_failure(self._label)
         if exc.retryable and await self._reschedule(item, exc):
-            metrics.delivery(self.name, "retry", took_s)
+            metrics.delivery(self._label, "retry", took_s)
             return
         reason = exc.reason if not exc.retryable else f"retries exhausted: {exc.reason}"
         await self._store.dead_letter(item, reason)
-        metrics.delivery(self.name, "dead", took_s)
+        metrics.delivery(self._label, "dead", took_s)
         level = log.error if exc.loud else log.warning
         level(
             "delivery_dead_lettered",
