@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bridge import logs, metrics
 from bridge.clickthrough import ClickThrough
 from bridge.config import Config, TenantConfig
+from bridge.delivery.subscriptions_app import subscriptions
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
@@ -22,7 +23,6 @@ from bridge.exmail.session import make_session
 from bridge.listener import Listener
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
-from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
@@ -91,7 +91,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         )
         clicks = await ClickThrough.create(config=config, store=store, authkeys=client)
         board = StateBoard()
-        router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
+        subs = await stack.enter_async_context(subscriptions(config, store))
+        router = subs.router
         dispatchers = []
         for sink_config in config.sinks:
             sink = build_sink(sink_config, config=config, link_for=clicks.link_for)
@@ -133,7 +134,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
         )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks]
+            config.bridge, health=health, ready=runtime.problems, faces=[clicks, subs.face]
         )
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)

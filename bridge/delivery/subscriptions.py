@@ -82,15 +82,12 @@ class SubscriptionRegistry:
 
     async def run(self) -> None:
         """Refresh until cancelled; store errors are logged and retried at the next tick."""
-        try:
-            while True:
-                try:
-                    await self.refresh()
-                except StoreError as exc:
-                    log.error("subscriptions_refresh_failed", error=str(exc))
-                await asyncio.sleep(self._settings.refresh_s)
-        finally:
-            await self.stop()
+        while True:
+            try:
+                await self.refresh()
+            except StoreError as exc:
+                log.error("subscriptions_refresh_failed", error=str(exc))
+            await asyncio.sleep(self._settings.refresh_s)
 
     async def refresh(self) -> None:
         """Reload when the store's change counter moved; start and stop dispatchers."""
