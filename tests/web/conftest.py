@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from bridge.config import Config, parse_config
 from bridge.delivery.subscriptions_app import Subscriptions, subscriptions
@@ -87,7 +88,7 @@ class ApiHarness:
 
     async def call(
         self, method: str, path: str, body: Any = None, *, token: str | None = ADMIN_TOKEN
-    ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+    ) -> tuple[int, Any, CIMultiDictProxy[str]]:
         """One request; (status, parsed JSON or None, headers)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with self.http.request(method, self.url(path), json=body, headers=headers) as resp:
