@@ -65,6 +65,11 @@ def api_config(port: int, **api: Any) -> Config:
                 "http_listen": f"127.0.0.1:{port}",
             },
             "api": settings,
+            # An admin-configured sink: never dispatched here, its outbox shows what the
+            # bridge announced (e.g. exmail.subscription.disabled).
+            "sinks": [
+                {"name": "ops", "type": "webhook", "url": "http://127.0.0.1:9/", "secret": whsec()}
+            ],
         },
         env={},
     )
