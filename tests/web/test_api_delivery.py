@@ -175,3 +175,15 @@ def _dead(api: ApiHarness, sink: str, n: int):  # type: ignore[no-untyped-def]
         return await api.store.dead_count(sink) == n
 
     return check
+
+
+async def test_redirects_are_not_followed(api: ApiHarness) -> None:
+    """A receiver answering 307 is not followed: one request, a failed attempt, no retry."""
+    created = await api.create()
+    api.receiver.answer(307)
+    event = api.event(1)
+    await api.commit(event)
+    await api.until(_dead(api, created["id"], 1), "the dead letter")
+    assert [h.status for h in api.receiver.attempts(event.id)] == [307]
+    _, page, _ = await api.call("GET", f"/v1/subscriptions/{created['id']}/attempts")
+    assert [(a["status"], a["status_code"]) for a in page["data"]] == [("failed", 307)]
