@@ -17,6 +17,7 @@ from bridge.click_token import link_ttl_s, make_signer
 from bridge.clickthrough import ClickThrough, member_checks
 from bridge.clickthrough_logins import only_with_sso
 from bridge.config import Config
+from bridge.delivery.subscriptions_app import subscriptions
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
@@ -26,7 +27,6 @@ from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
-from bridge.routing import Router
 from bridge.sources import SourceDeps, build_source
 from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
@@ -99,7 +99,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         signer = await make_signer(config, store)
         me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
-        router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
+        subs = await stack.enter_async_context(subscriptions(config, store))
+        router = subs.router
         dispatchers = []
         for sink_config in config.sinks:
             extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
@@ -170,7 +171,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             config.bridge,
             health=health,
             ready=runtime.problems,
-            faces=[clicks, callbacks, *me.faces],
+            faces=[clicks, callbacks, subs.face, *me.faces],
         )
         await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config_api import ApiSection
 from bridge.config_env import (
     DEFAULT_HTTP_LISTEN,
     LISTEN_HINT,
@@ -63,6 +64,7 @@ SECRET_KEYS = frozenset(
         "callback_token",
         "callback_aes_key",
         "session_secret",
+        "admin_tokens",
     }
 )
 DEFAULT_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -324,6 +326,7 @@ class Config(_Model):
     sinks: tuple[SinkConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     me: MeSection | None = None
+    api: ApiSection = Field(default_factory=ApiSection)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

@@ -16,6 +16,8 @@
     ├── SignInRefused              a /me sign-in was refused (``reason``): answer a clear page
     ├── InvalidPreferences         a /me form field is wrong (``field``, ``reason``): say so
     ├── CallbackRefused            an Exmail callback was refused (``reason``): answer 401/403
+    ├── ApiError                   a /v1/ request was refused (``status``, ``title``, ``detail``):
+    │                              answer it as application/problem+json
     └── StoreError                 the outbox or version store failed (``backend``, ``op``)
         └── StoreFullError         the disk or memory behind the store is full
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "ApiError",
     "BridgeError",
     "CallbackRefused",
     "ConfigError",
@@ -190,6 +193,19 @@ class CallbackRefused(BridgeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"callback refused: {reason}")
+
+
+class ApiError(BridgeError):
+    """A subscription-API request was refused; answered as an RFC 9457 problem."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, *, retry_after_s: float | None = None
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{status} {title}: {detail}")
 
 
 class StoreError(BridgeError):

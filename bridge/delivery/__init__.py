@@ -1,1 +1,2 @@
-"""Delivery-side policy: what happens to an event between the outbox and a sink."""
+"""Delivery-side policy and destinations beyond the configured sinks: preferences and
+holds (the notification page), store-backed webhook subscriptions."""

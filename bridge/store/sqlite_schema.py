@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from bridge.store.subscriptions_sqlite import SCHEMA as SUBSCRIPTIONS_SCHEMA
+
 __all__ = ["SCHEMA_VERSION", "connect"]
 
 SCHEMA_VERSION = 1
@@ -184,6 +186,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")  # the CLI may write while the service runs
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(
-        f"BEGIN IMMEDIATE;{_SCHEMA}{_ME_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+        f"BEGIN IMMEDIATE;{_SCHEMA}{_ME_SCHEMA}{SUBSCRIPTIONS_SCHEMA}"
+        f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
     )
     return conn
