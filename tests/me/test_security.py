@@ -3,6 +3,7 @@ expired sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from pathlib import Path
@@ -174,3 +175,14 @@ async def test_english_is_chosen_by_accept_language(wecom_sim: WecomSim, tmp_pat
         assert 'lang="en"' in page
         async with site.client() as http:
             assert "我的邮件通知" in await site.sign_in(http, "bob")
+
+
+async def test_an_expired_state_is_refused(wecom_sim: WecomSim, tmp_path: Path) -> None:
+    """A sign-in that comes back after `state_ttl_s` is refused: sign in again."""
+    async with serve_me(wecom_sim, tmp_path, state_ttl_s=0.05) as site, site.client() as http:
+        state = await _start(site, http)
+        await asyncio.sleep(0.2)  # past the state's lifetime (the store expires it)
+        http.cookie_jar.update_cookies({"me_state": state}, response_url=URL(site.url))
+        status, body = await _callback(site, http, state)
+    assert status == 403
+    assert "登录链接已失效" in body
