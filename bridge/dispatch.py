@@ -82,6 +82,7 @@ class Dispatcher:
             f"dispatcher {sink.name}", on_restart=self._restarted
         )
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
+        metrics.dispatcher_created(sink.name)
         self.delivered = 0
 
     def _restarted(self) -> None:

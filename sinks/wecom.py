@@ -49,7 +49,7 @@ __all__ = ["WecomSink"]
 log = get_logger(__name__)
 _Items = list[tuple[int, Event]]  # (index in the batch, event)
 _Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
-_Message = tuple[str, dict[str, str]]  # (msgtype, its body): a textcard or a plain text
+Message = tuple[str, dict[str, str]]  # (msgtype, its body)
 _SETTINGS_URL_MAX_B = 200  # a longer /me link would crowd the mail out of the card
 
 
@@ -123,8 +123,6 @@ class WecomSink:
         return [results.get(i) for i in range(len(events))]
 
     def _announces(self, event: Event) -> bool:
-        """Mails always; an unread rise only for tenants without one-click mail (their
-        only news: a `wecom-mail` source polls counts)."""
         if event.type in (MAIL_RECEIVED, DIGEST):  # a digest: a member's held mails, released
             return True
         return is_news(event) and self._link_for(event) is None
@@ -205,7 +203,7 @@ class WecomSink:
         if self.gate is not None:
             await self.gate.delivered(userid, events)
 
-    def _message(self, events: Sequence[Event]) -> _Message:
+    def _message(self, events: Sequence[Event]) -> Message:
         """One card for `events` (newest last; a digest event counts as its held mails),
         or a plain text where there is no link."""
         mails = [mail for event in events for mail in digest_mails(event)]
@@ -219,7 +217,7 @@ class WecomSink:
         lines = [MailLine.from_data(mail.data) for mail in mails]
         return "textcard", digest_card(lines, url=url, btntxt=btntxt, footer=footer).as_json()
 
-    async def _send_by(self, deadline: float, userid: str, message: _Message) -> SinkError | None:
+    async def _send_by(self, deadline: float, userid: str, message: Message) -> SinkError | None:
         """Send one message before `deadline`; the failure, or None when it went out."""
         try:
             async with asyncio.timeout_at(deadline):

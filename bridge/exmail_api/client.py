@@ -31,6 +31,7 @@ __all__ = ["ApiClient", "App"]
 log = get_logger(__name__)
 App = Literal["mail", "sso"]
 DEFAULT_EXPIRES_S = 7200.0
+_CHUNK_BYTES = 64 * 1024
 
 
 def secret_of(tenant: TenantConfig, app: App) -> tuple[str, str]:
@@ -81,11 +82,17 @@ class ApiClient:
         app: App = "mail",
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        max_bytes: int | None = None,
     ) -> dict[str, Any]:
-        """Call `endpoint` with the app's token; refresh once on an invalid token."""
+        """Call `endpoint` with the app's token; refresh once on an invalid token.
+
+        An answer longer than `max_bytes` (default `[exmail] max_body_bytes`) is unusable.
+        """
+        cap = max_bytes or self._settings.max_body_bytes
 
         def send(token: str) -> Awaitable[dict[str, Any]]:
-            return self._request(method, endpoint, {**(params or {}), "access_token": token}, body)
+            query = {**(params or {}), "access_token": token}
+            return self._request(method, endpoint, query, body, cap)
 
         return await self._with_token(tenant, app, send)
 
@@ -106,7 +113,7 @@ class ApiClient:
     async def _fetch_token(self, tenant: TenantConfig, secret: str) -> tuple[str, float]:
         query = {"corpid": tenant.corp_id, "corpsecret": secret}
         try:
-            doc = await self._request("GET", "gettoken", query, None)
+            doc = await self._request("GET", "gettoken", query, None, self._settings.max_body_bytes)
             token = doc.get("access_token")
             if not isinstance(token, str) or not token:
                 raise UpstreamProtocolError(
@@ -127,6 +134,7 @@ class ApiClient:
         endpoint: str,
         query: Mapping[str, str],
         body: Mapping[str, Any] | None,
+        max_bytes: int,
     ) -> dict[str, Any]:
         if self._rate is not None:
             await self._rate.acquire()
@@ -138,13 +146,27 @@ class ApiClient:
             asyncio.timeout(self._settings.timeout_s),
             self._session.request(method, url, params=query, data=data, headers=headers) as resp,
         ):
-            raw = await resp.content.read(self._settings.max_body_bytes + 1)
-        return judge(self.provider, endpoint, resp.status, _loads(raw, self._settings))
+            raw = await _read_capped(resp.content, max_bytes)
+        return judge(self.provider, endpoint, resp.status, _loads(raw))
 
 
-def _loads(raw: bytes, settings: ExmailSection) -> Any:
-    if len(raw) > settings.max_body_bytes:
-        return None  # judged as an unusable answer
+async def _read_capped(content: aiohttp.StreamReader, cap: int) -> bytes | None:
+    """The whole body, or None once it passes `cap` bytes (read no further).
+
+    One `read(n)` returns what has arrived so far, not the whole body: a long answer
+    (a directory) must be read to its end.
+    """
+    raw = bytearray()
+    async for chunk in content.iter_chunked(_CHUNK_BYTES):
+        raw += chunk
+        if len(raw) > cap:
+            return None
+    return bytes(raw)
+
+
+def _loads(raw: bytes | None) -> Any:
+    if raw is None:
+        return None  # too long: judged as an unusable answer
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -98,10 +98,10 @@ class Keys:
         """STRING JSON {version, members}: the tenant's last directory walk. No TTL."""
         return f"{self.prefix}directory:{tenant}"
 
-    def flag(self, key: str) -> str:
-        """STRING "1": a short-lived mark (a callback's signature+nonce). TTL = the mark's
-        TTL (SET NX PX)."""
-        return f"{self.prefix}flag:{key}"
+    def nonce(self, key: str) -> str:
+        """STRING "1": a callback's (signature, nonce) key, remembered to refuse replays.
+        TTL = the replay window (SET NX PX)."""
+        return f"{self.prefix}nonce:{key}"
 
     def secret(self, name: str) -> str:
         """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""

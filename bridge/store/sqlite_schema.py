@@ -104,13 +104,14 @@ CREATE TABLE IF NOT EXISTS directories (
     version TEXT NOT NULL,
     members BLOB NOT NULL
 ) WITHOUT ROWID;
--- Short-lived marks (a callback's signature and nonce, to refuse replays), shared by
--- whoever reads this file; expired rows no longer count and are pruned on `mark`.
-CREATE TABLE IF NOT EXISTS flags (
+
+-- Callbacks' (signature, nonce) keys, remembered to refuse replays; expired rows no longer
+-- count and are pruned on `remember_nonces`.
+CREATE TABLE IF NOT EXISTS nonces (
     key        TEXT PRIMARY KEY,
     expires_at REAL NOT NULL    -- unix seconds
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS flags_expiry ON flags (expires_at);
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 
 -- Backlog and dead-letter counts per sink, kept exact by the triggers below, so the
 -- metrics read one row instead of counting a large outbox every few seconds.

@@ -31,7 +31,8 @@ def _demo_config(tmp_path: Path, broker: str) -> tuple[Path, dict[str, str]]:
 
 
 def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
-    """The demo delivers every mail everywhere, clicks a card, and signs a member in."""
+    """The demo delivers every mail of its legacy and its api tenant to the webhook, MQTT
+    and WeCom, clicks a card, and signs a member in to the notification page."""
     config, env = _demo_config(tmp_path, mosquitto_server.url)
     done = subprocess.run(
         [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "15"],
@@ -45,8 +46,12 @@ def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for sink in ("webhook", "mqtt", "wecom"):
-        assert sum(line.strip().startswith(sink) for line in lines) == 5, (sink, done.stdout)
+        assert sum(line.strip().startswith(sink) for line in lines) == 7, (sink, done.stdout)
     assert "季度报表已上传" in done.stdout
+    assert "initech: a tenant of the new API (callbacks)" in done.stdout
+    assert (
+        sum("ceo@initech.com" in line and "预算批复" in line for line in lines) == 3
+    )  # → webhook mqtt
     assert "logged in as bob@acme.com" in done.stdout
     assert "notification page: http://127.0.0.1:" in done.stdout
     assert "signed in as bob" in done.stdout  # through the simulated QR login page

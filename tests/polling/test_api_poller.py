@@ -173,3 +173,21 @@ async def test_bad_credentials_park_the_tenant(exmail_sim: ExmailSim, store: Sto
     async with polling(config, store) as run:
         await _after_rounds(run, 1)
     assert run.sleeps.asked.count(900) == 2
+
+
+async def test_a_large_directory_is_walked_whole(exmail_sim: ExmailSim, store: Store) -> None:
+    """A 20,000-member answer (past max_body_bytes, in many TCP chunks) is read to its end."""
+    await _corp(exmail_sim)
+    corp = exmail_sim.app[NEWAPI].corp(CORP)
+    assert corp is not None
+    corp.users.update(
+        {
+            f"user{i:05d}@globex.com": {"name": f"成员 {i}", "department": [1, 2]}
+            for i in range(20_000)
+        }
+    )
+    async with polling(config_for(exmail_sim), store) as run:
+        await _after_rounds(run, 1)
+    stored = await store.get_directory("globex")
+    assert stored is not None
+    assert len(stored.members) == 20_000
