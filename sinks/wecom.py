@@ -123,8 +123,6 @@ class WecomSink:
         return [results.get(i) for i in range(len(events))]
 
     def _announces(self, event: Event) -> bool:
-        """Mails always; an unread rise only for tenants without one-click mail (their
-        only news: a `wecom-mail` source polls counts)."""
         if event.type in (MAIL_RECEIVED, DIGEST):  # a digest: a member's held mails, released
             return True
         return is_news(event) and self._link_for(event) is None

@@ -11,6 +11,7 @@ who is not a member of the corp get SignInRefused.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from typing import Literal
 from urllib.parse import urlencode
@@ -54,7 +55,7 @@ def set_cookie(
         httponly=True,
         samesite="Lax",
         secure=secure,
-        max_age=int(max_age_s),
+        max_age=max(1, math.ceil(max_age_s)),
         path=path,
     )
 

@@ -32,7 +32,7 @@ def _demo_config(tmp_path: Path, broker: str) -> tuple[Path, dict[str, str]]:
 
 def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
     """The demo delivers every mail of its legacy and its api tenant to the webhook, MQTT
-    and WeCom, clicks a card, and signs a member in."""
+    and WeCom, clicks a card, and signs a member in to the notification page."""
     config, env = _demo_config(tmp_path, mosquitto_server.url)
     done = subprocess.run(
         [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "15"],

@@ -3,6 +3,7 @@ expired sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import orjson
+from structlog.testing import capture_logs
 from yarl import URL
 
 from bridge.delivery.preferences import Preferences, member_key
@@ -174,3 +176,29 @@ async def test_english_is_chosen_by_accept_language(wecom_sim: WecomSim, tmp_pat
         assert 'lang="en"' in page
         async with site.client() as http:
             assert "我的邮件通知" in await site.sign_in(http, "bob")
+
+
+async def test_an_expired_state_is_refused(wecom_sim: WecomSim, tmp_path: Path) -> None:
+    """A sign-in that comes back after `state_ttl_s` is refused: sign in again."""
+    async with serve_me(wecom_sim, tmp_path, state_ttl_s=0.05) as site, site.client() as http:
+        state = await _start(site, http)
+        await asyncio.sleep(0.2)  # past the state's lifetime (the store expires it)
+        http.cookie_jar.update_cookies({"me_state": state}, response_url=URL(site.url))
+        status, body = await _callback(site, http, state)
+    assert status == 403
+    assert "登录链接已失效" in body
+
+
+async def test_sign_in_logs_no_code_state_or_cookie(wecom_sim: WecomSim, tmp_path: Path) -> None:
+    """The sign-in's log lines name the member, never the code, the state or the cookie."""
+    async with serve_me(wecom_sim, tmp_path) as site, site.client() as http:
+        with capture_logs() as logs:
+            state = await _start(site, http)
+            code = site.sim.state.issue_code("bob")
+            async with http.get(f"{site.url}/me/callback?code={code}&state={state}") as resp:
+                assert resp.status == 200
+        cookie = next(c.value for c in http.cookie_jar if c.key == "me_session")
+    text = repr(logs)
+    assert "me_signed_in" in text
+    for secret in (code, state, cookie):
+        assert secret not in text
