@@ -144,9 +144,9 @@ class Listener:
                 news = news or fresh
         self._board.set(self.name, "connected")
         metrics.poll_finished(outcome)
-        self.polls += 1
         if self._gap:
             await self._reconcile()
+        self.polls += 1  # once the round is complete, its reconcile included
         await self._pace(news)
 
     async def _pace(self, news: bool) -> None:
