@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from bridge import logs, metrics
 from bridge.click_token import link_ttl_s, make_signer
-from bridge.clickthrough import ClickThrough, login_providers, member_checks, tenant_links
+from bridge.clickthrough import ClickThrough, member_checks
+from bridge.clickthrough_logins import only_with_sso
 from bridge.config import Config
+from bridge.delivery.subscriptions_app import subscriptions
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
@@ -25,11 +27,12 @@ from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
-from bridge.routing import Router
 from bridge.sources import SourceDeps, build_source
+from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
@@ -80,6 +83,7 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until `stop` is set (or SIGTERM/SIGINT)."""
+    check_sources(config.tenants)
     stop = stop or asyncio.Event()
     _install_signals(stop)
     async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
@@ -90,22 +94,25 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         api = ApiClient(
             session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
         )
-        # Dependency order: the signer and login providers, then the sinks (given links
-        # naming them), then the click-through handler (given the WeCom sinks that check
-        # who clicks).
+        # Dependency order: the signer, then the sinks (given links naming them), then the
+        # click-through handler (given the WeCom sinks that check who clicks).
         signer = await make_signer(config, store)
-        logins = login_providers(client, {"api": ApiLogin(api)})
+        me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
-        router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
+        subs = await stack.enter_async_context(subscriptions(config, store))
+        router = subs.router
         dispatchers = []
         for sink_config in config.sinks:
-            extra = sink_extras(sink_config, store)
-            link_for = tenant_links(
-                signer.links_for(sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)),
-                config.tenants,
-                logins,
+            extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
+            link_for = signer.links_for(
+                sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
             )
-            sink = build_sink(sink_config, config=config, link_for=link_for, **extra)
+            sink = build_sink(
+                sink_config,
+                config=config,
+                link_for=only_with_sso(link_for, config.tenants),
+                **extra,
+            )
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(
@@ -123,8 +130,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             tenants=config.tenants,
             authkeys=client,
             checks=member_checks(d.sink for d in dispatchers),
-            logins=logins,
             without_oauth_ttl_s=config.bridge.click_ttl_without_oauth_s,
+            logins={"api": ApiLogin(api)},
         )
 
         deps = SourceDeps(
@@ -161,8 +168,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             tenants=config.tenants, store=store, committer_for=deps.committer
         )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks, callbacks]
+            config.bridge,
+            health=health,
+            ready=runtime.problems,
+            faces=[clicks, callbacks, subs.face, *me.faces],
         )
+        await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)
 

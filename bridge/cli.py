@@ -28,7 +28,10 @@ def _summary(config: Config) -> list[str]:
         f"exmail api_base: {config.exmail.api_base}",
         f"tenants: {len(config.tenants)}",
     ]
-    lines += [f"  - {t.name} ({t.client_id}, watch {len(t.watch)})" for t in config.tenants]
+    lines += [
+        f"  - {t.name} ({t.protocol}: {t.client_id or t.corp_id}, watch {len(t.watch)})"
+        for t in config.tenants
+    ]
     lines.append(f"sinks: {len(config.sinks)}")
     lines += [f"  - {s.name} ({s.type})" for s in config.sinks]
     lines.append(f"routes: {len(config.routes) or 'none (every event to every sink)'}")
@@ -37,6 +40,10 @@ def _summary(config: Config) -> list[str]:
             f"  - tenants {list(route.tenants)} mailboxes {list(route.mailboxes)} "
             f"events {list(route.events)} -> {list(route.sinks)}"
         )
+    if config.me is None:
+        lines.append("me: off (no [me] section)")
+    else:
+        lines.append(f"me: {config.bridge.public_url}/me (sign-in: sink {config.me_sink().name})")
     return lines
 
 

@@ -4,9 +4,10 @@ The token (bridge/click_token.py) names the tenant, mailbox and mail, and the si
 sent the link. When that sink is a WeCom sink with `oauth` on (the default), the browser
 first goes through WeCom OAuth *of that sink's corp*, and only the member who owns the
 mailbox gets further. Links that skip OAuth (a WeCom sink with `oauth = false`) are valid
-for `click_ttl_without_oauth_s` after they were issued (1 day by default). Then the bridge
-asks the tenant's login provider (bridge/clickthrough_logins.py: the legacy auth key, or
-the new API's login URL) for a fresh login and redirects to it. A
+for `click_ttl_without_oauth_s` after they were issued (1 day by default). Then the
+tenant's login provider (bridge/clickthrough_logins.py: a legacy auth key, or the new API's
+`get_login_url`) answers a fresh single-use URL and the browser is redirected there. A
+tenant whose protocol has no SSO (`wecom-mail`) gets a 403 page saying so. A
 forged, expired or foreign token gets a 403 page saying why, never a login. The auth key
 and the SSO URL are never logged. docs/clickthrough.md says what a leaked link can do.
 """
@@ -24,7 +25,6 @@ from bridge.clickthrough_logins import AuthKeys, LegacyLogin, LoginProvider
 from bridge.clickthrough_pages import Reason, forbidden, oauth_redirect, redirect, unavailable
 from bridge.config import TenantConfig, WecomSinkConfig
 from bridge.errors import UpstreamError, UpstreamUnavailable
-from bridge.events import Event
 from bridge.logs import get_logger
 
 __all__ = [
@@ -35,10 +35,8 @@ __all__ = [
     "InvalidClickToken",
     "MemberCheck",
     "load_click_key",
-    "login_providers",
     "make_open_handler",
     "member_checks",
-    "tenant_links",
 ]
 
 log = get_logger(__name__)
@@ -80,14 +78,14 @@ class ClickThrough:
         tenants: Iterable[TenantConfig],
         authkeys: AuthKeys,
         checks: Mapping[str, MemberCheck] | None = None,
-        logins: Mapping[str, LoginProvider] | None = None,
         without_oauth_ttl_s: float = DAY_S,
         clock: Callable[[], float] = time.time,
+        logins: Mapping[str, LoginProvider] | None = None,
     ) -> None:
         self.signer = signer
         self._tenants = {tenant.name: tenant for tenant in tenants}
         # by tenant protocol; a protocol without a provider has no click-through
-        self._logins = login_providers(authkeys, logins)
+        self._logins: dict[str, LoginProvider] = {"legacy": LegacyLogin(authkeys), **(logins or {})}
         self._checks = dict(checks or {})
         self._without_oauth_ttl_s = without_oauth_ttl_s
         self._clock = clock
@@ -140,31 +138,6 @@ class ClickThrough:
             return None
         log.info("click_refused", reason="expired", tenant=claim.tenant, oauth=False)
         return forbidden("expired")
-
-
-def login_providers(
-    authkeys: AuthKeys, logins: Mapping[str, LoginProvider] | None = None
-) -> dict[str, LoginProvider]:
-    """Login providers by tenant protocol: `legacy` on `authkeys`, plus `logins`."""
-    return {"legacy": LegacyLogin(authkeys), **(logins or {})}
-
-
-def tenant_links(
-    link_for: Callable[[Event], str],
-    tenants: Iterable[TenantConfig],
-    logins: Mapping[str, LoginProvider],
-) -> Callable[[Event], str | None]:
-    """`link_for`, or None for an event whose tenant cannot open mail in one click (no SSO
-    there: its card then carries no button and says why)."""
-    by_name = {tenant.name: tenant for tenant in tenants}
-
-    def links(event: Event) -> str | None:
-        tenant = by_name.get(event.tenant)
-        if tenant is not None and (not tenant.click_through or tenant.protocol not in logins):
-            return None
-        return link_for(event)
-
-    return links
 
 
 def make_open_handler(

@@ -10,19 +10,21 @@ logged.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from bridge.config import TenantConfig
+from bridge.events import Event
 
-__all__ = ["AuthKeys", "LegacyLogin", "LoginProvider"]
+__all__ = ["AuthKeys", "LegacyLogin", "LoginProvider", "only_with_sso"]
 
 
 class LoginProvider(Protocol):
     """Answers a fresh one-click login URL for a mailbox."""
 
     async def login_url(self, tenant: TenantConfig, mailbox: str, mail_id: str = "") -> str:
-        """A single-use URL that opens `mailbox` (at `mail_id` where the upstream allows
-        it); a secret: never log it."""
+        """A single-use URL that opens `mailbox` (at `mail_id` when the protocol can; a
+        secret: never log it)."""
 
 
 class AuthKeys(Protocol):
@@ -42,6 +44,15 @@ class LegacyLogin:
         self._authkeys = authkeys
 
     async def login_url(self, tenant: TenantConfig, mailbox: str, mail_id: str = "") -> str:
-        """The legacy SSO URL with a fresh auth key, opening `mail_id` when given."""
+        """The legacy SSO URL with a fresh auth key, opening `mail_id`."""
         key = await self._authkeys.authkey(tenant, mailbox)
         return self._authkeys.sso_url(tenant, mailbox, key, mail_id)
+
+
+def only_with_sso(
+    link_for: Callable[[Event], str], tenants: Iterable[TenantConfig]
+) -> Callable[[Event], str | None]:
+    """`link_for`, answering None for tenants that cannot open mail in one click: a card
+    then carries no button and says why (sinks/wecom_notice.py)."""
+    no_sso = frozenset(t.name for t in tenants if not t.click_through)
+    return lambda event: None if event.tenant in no_sso else link_for(event)

@@ -146,7 +146,7 @@ class Listener:
         metrics.poll_finished(outcome)
         if self._gap:
             await self._reconcile()
-        self.polls += 1  # once the round is complete, its reconcile included
+        self.polls += 1  # counted once the round is complete, reconcile included
         await self._pace(news)
 
     async def _pace(self, news: bool) -> None:

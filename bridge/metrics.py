@@ -121,7 +121,7 @@ DIRECTORY_WALKS = Counter(
 )
 CALLBACKS = Counter(
     _P + "callbacks_total",
-    "Exmail callbacks answered 200, by outcome (committed, duplicate, ignored, unknown_type).",
+    "Exmail callbacks answered 200, by outcome (committed, ignored, unknown_type).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -132,6 +132,26 @@ CALLBACKS_REFUSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+# Series with a small, known set of label values start at 0, so a dashboard or an alert
+# sees "none yet" instead of "no data" on a bridge that has no tenant of that protocol.
+for _protocol in ("api", "wecom-mail"):
+    for _outcome in ("same", "changed", "rise", "rejected", "error"):
+        UNREAD_POLLS.labels(_protocol, _outcome)
+for _outcome in ("unchanged", "changed", "failed"):
+    DIRECTORY_WALKS.labels(_outcome)
+for _outcome in ("committed", "ignored", "unknown_type"):
+    CALLBACKS.labels(_outcome)
+for _reason in (
+    "signature",
+    "corp",
+    "stale",
+    "replay",
+    "oversized",
+    "malformed",
+    "tenant",
+    "store",
+):
+    CALLBACKS_REFUSED.labels(_reason)
 BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 
@@ -219,6 +239,16 @@ def tenant_states(counts: dict[str, int]) -> None:
     _set_states(TENANTS, counts)
 
 
+def callback_handled(outcome: str) -> None:
+    """A callback was answered 200 (`committed`, `ignored`, `unknown_type`)."""
+    CALLBACKS.labels(outcome).inc()
+
+
+def callback_refused(reason: str) -> None:
+    """A callback was refused (or deferred with 503 when `reason` is `store`)."""
+    CALLBACKS_REFUSED.labels(reason).inc()
+
+
 DISPATCHER_RESTARTS = Counter(
     _P + "dispatcher_restarts_total",
     "Dispatchers restarted by their supervisor after dying, by sink.",
@@ -239,6 +269,13 @@ SINK_INTERNAL_ERRORS = Counter(
 )
 
 
+def dispatcher_created(sink: str) -> None:
+    """Export `sink`'s dispatcher health series at 0 from the start (not only once it fails)."""
+    DISPATCHER_RESTARTS.labels(sink)
+    DISPATCHER_FAILING.labels(sink).set(0)
+    SINK_INTERNAL_ERRORS.labels(sink)
+
+
 def dispatcher_restarted(sink: str) -> None:
     """The supervisor restarted `sink`'s dispatcher."""
     DISPATCHER_RESTARTS.labels(sink).inc()
@@ -252,13 +289,3 @@ def dispatcher_failing(sink: str, failing: bool) -> None:
 def sink_internal_error(sink: str) -> None:
     """A sink raised something other than SinkError."""
     SINK_INTERNAL_ERRORS.labels(sink).inc()
-
-
-def callback_handled(outcome: str) -> None:
-    """A callback was answered 200 (`committed`, `duplicate`, `ignored`, `unknown_type`)."""
-    CALLBACKS.labels(outcome).inc()
-
-
-def callback_refused(reason: str) -> None:
-    """A callback was refused (or deferred with 503 when `reason` is `store`)."""
-    CALLBACKS_REFUSED.labels(reason).inc()

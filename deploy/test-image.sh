@@ -10,6 +10,7 @@
 # and debootstrap with apt when they are missing, and writes the containers.conf it uses.
 # Every check that fails stops the script with one line and a non-zero exit; every
 # container and volume it started is removed by id on the way out.
+# shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 here=deploy/test-image
@@ -48,7 +49,7 @@ remove_started() {
 
 cleanup() {
     remove_started
-    [ -n "$RECEIVER_PID" ] && kill "$RECEIVER_PID" 2>/dev/null || true
+    if [ -n "$RECEIVER_PID" ]; then kill "$RECEIVER_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -184,6 +185,7 @@ main() {
     check_endpoints
     check_mail_reaches_host
     check_healthcheck
+    check_moved_listener
     check_user_and_pid1
     check_read_only
     check_stop

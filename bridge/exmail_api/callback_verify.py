@@ -19,7 +19,7 @@ MAX_SKEW_S = 300.0  # a timestamp further than this from our clock is refused as
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """A callback that passed every check; `replay_key` names it in the store's marks."""
+    """A callback that passed every check; `replay_key` is its nonce key in the store."""
 
     push: CallbackPush
     replay_key: str

@@ -18,8 +18,8 @@ class ApiLogin:
         self._client = client
 
     async def login_url(self, tenant: TenantConfig, mailbox: str, mail_id: str = "") -> str:
-        """A fresh `login_url` for `mailbox` (a secret: never cached, never logged); the
-        new API opens the mailbox, not one mail, so `mail_id` is not passed on."""
+        """A fresh `login_url` for `mailbox` (a secret: never cached, never logged). The new
+        API's login opens the mailbox, not one mail: `mail_id` is not used."""
         doc = await self._client.call(
             tenant, "GET", "service/get_login_url", app="sso", params={"userid": mailbox}
         )

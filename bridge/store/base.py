@@ -16,6 +16,7 @@ import orjson
 
 from bridge.events import Event
 from bridge.store.budget import Grant, Limits
+from bridge.store.preferences_base import PreferenceStore
 
 __all__ = [
     "HOLD_S",
@@ -94,7 +95,7 @@ class DirectorySnapshot:
         return cls(version=str(doc["version"]), members=dict(doc["members"]))
 
 
-class Store(Protocol):
+class Store(PreferenceStore, Protocol):
     """What the listeners, dispatchers, CLI and HTTP server need from storage."""
 
     backend: str  # "sqlite" or "redis", for errors and metrics
@@ -210,8 +211,9 @@ class Store(Protocol):
     async def live_owners(self) -> list[str]:
         """Replicas whose heartbeat has not expired, sorted (for rendezvous hashing)."""
 
-    async def is_marked(self, key: str) -> bool:
-        """Whether `key` was marked and its mark has not expired (seen callbacks, ...)."""
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired (callback signature+nonce)."""
 
-    async def mark(self, key: str, ttl_s: float) -> bool:
-        """Mark `key` for `ttl_s` seconds; True when it was not marked already (atomic)."""
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key for `ttl_s` seconds; return those that were not remembered
+        already (each key's check-and-set is atomic)."""

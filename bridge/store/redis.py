@@ -48,12 +48,17 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.redis_me import RedisPreferencesMixin
 from bridge.store.redis_sources import RedisSourcesMixin
+from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
+from bridge.store.subscriptions_redis import RedisSubscriptions
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(redis_order.OrderedOps, RedisSourcesMixin):
+class RedisStore(
+    RedisPreferencesMixin, redis_order.OrderedOps, RedisSourcesMixin, RedisSubscriptions
+):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -91,6 +96,8 @@ class RedisStore(redis_order.OrderedOps, RedisSourcesMixin):
             for name in module.__all__
             if name.isupper()
         }
+        for name, source in SUBSCRIPTION_SCRIPTS.items():
+            self._scripts[name] = self._redis.register_script(source)
 
     async def __aenter__(self) -> Self:
         return self
@@ -317,11 +324,20 @@ class RedisStore(redis_order.OrderedOps, RedisSourcesMixin):
         raw = await self._run("live_owners", self._redis.zrangebyscore(key, now_ms, "+inf"))
         return sorted(r.decode() for r in raw)
 
-    async def is_marked(self, key: str) -> bool:
-        """Whether `key` carries an unexpired mark."""
-        return bool(await self._run("is_marked", self._redis.exists(self._keys.flag(key))))
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired (one MGET)."""
+        if not keys:
+            return set()
+        names = [self._keys.nonce(k) for k in keys]
+        values = await self._run("nonces_seen", self._redis.mget(names))
+        return {key for key, value in zip(keys, values, strict=True) if value is not None}
 
-    async def mark(self, key: str, ttl_s: float) -> bool:
-        """Mark `key` for `ttl_s` seconds (SET NX PX); True when it was not marked already."""
-        call = self._redis.set(self._keys.flag(key), b"1", nx=True, px=max(ms(ttl_s), 1))
-        return bool(await self._run("mark", call))
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key (SET NX PX, one pipeline); those not remembered already."""
+        if not keys:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(self._keys.nonce(key), b"1", nx=True, px=max(ms(ttl_s), 1))
+        done = await self._run("remember_nonces", pipe.execute())
+        return {key for key, ok in zip(keys, done, strict=True) if ok}

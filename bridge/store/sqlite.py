@@ -33,7 +33,9 @@ from bridge.store.base import (
     scan_size,
 )
 from bridge.store.budget import Grant, Limits
+from bridge.store.sqlite_me import SqlitePreferencesMixin
 from bridge.store.sqlite_schema import connect
+from bridge.store.subscriptions_sqlite import SqliteSubscriptions
 
 __all__ = ["SqliteStore"]
 
@@ -43,7 +45,7 @@ _PRUNE_EVERY_S = 10.0
 _T = TypeVar("_T")
 
 
-class SqliteStore:
+class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
     """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
 
     backend = _BACKEND
@@ -286,13 +288,16 @@ class SqliteStore:
         now = time.monotonic()
         return sorted(o for o, until in self._replicas.items() if until > now)
 
-    async def is_marked(self, key: str) -> bool:
-        """Whether `key` carries an unexpired mark."""
-        return await self._call("is_marked", ops.is_marked, self._db, key, time.time())
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired."""
+        return await self._call("nonces_seen", ops.nonces_seen, self._db, list(keys), time.time())
 
-    async def mark(self, key: str, ttl_s: float) -> bool:
-        """Mark `key` for `ttl_s` seconds; True when it was not marked already."""
-        return await self._call("mark", ops.mark, self._db, key, time.time(), ttl_s)
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key for `ttl_s` seconds; those that were not remembered already."""
+        now = time.time()
+        return await self._call(
+            "remember_nonces", ops.remember_nonces, self._db, list(keys), now, ttl_s
+        )
 
 
 def _split_ref(ref: str) -> tuple[int, int]:

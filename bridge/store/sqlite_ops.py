@@ -215,19 +215,26 @@ def get_secret(conn: sqlite3.Connection, name: str, factory: bytes) -> bytes:
     return bytes(row[0])
 
 
-def is_marked(conn: sqlite3.Connection, key: str, now: float) -> bool:
-    row = conn.execute("SELECT 1 FROM flags WHERE key = ? AND expires_at > ?", (key, now))
-    return row.fetchone() is not None
+def nonces_seen(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> set[str]:
+    query = "SELECT 1 FROM nonces WHERE key = ? AND expires_at > ?"
+    return {key for key in keys if conn.execute(query, (key, now)).fetchone() is not None}
 
 
-def mark(conn: sqlite3.Connection, key: str, now: float, ttl_s: float) -> bool:
+def remember_nonces(
+    conn: sqlite3.Connection, keys: Sequence[str], now: float, ttl_s: float
+) -> set[str]:
+    new: set[str] = set()
     with transaction(conn):
         conn.execute(
-            "DELETE FROM flags WHERE key IN (SELECT key FROM flags WHERE expires_at <= ? LIMIT ?)",
+            "DELETE FROM nonces WHERE key IN "
+            "(SELECT key FROM nonces WHERE expires_at <= ? LIMIT ?)",
             (now, _PRUNE_BATCH),
         )
-        conn.execute("DELETE FROM flags WHERE key = ? AND expires_at <= ?", (key, now))
-        cursor = conn.execute(
-            "INSERT INTO flags VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
-        )
-        return cursor.rowcount == 1
+        for key in keys:
+            conn.execute("DELETE FROM nonces WHERE key = ? AND expires_at <= ?", (key, now))
+            cursor = conn.execute(
+                "INSERT INTO nonces VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
+            )
+            if cursor.rowcount == 1:
+                new.add(key)
+    return new

@@ -1,6 +1,8 @@
 # The smoke test's checks, sourced by deploy/test-image.sh (which defines say, ok, die,
 # STARTED, WORK, IMAGE and BASE, and removes what these functions start).
 # shellcheck shell=bash
+# Globals shared with deploy/test-image.sh both ways (here, RECEIVER_PID, STOP_MS, ...):
+# shellcheck disable=SC2034,SC2154
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -19,7 +21,7 @@ wait_for() {
 }
 
 fail_with_logs() {
-    [ -n "${BRIDGE:-}" ] && podman logs --tail 20 "$BRIDGE" >&2 2>&1 || true
+    if [ -n "${BRIDGE:-}" ]; then podman logs --tail 20 "$BRIDGE" >&2 2>&1 || true; fi
     die "$1"
 }
 
@@ -111,7 +113,8 @@ check_endpoints() {
 }
 
 check_mail_reaches_host() {
-    local subject="smoke $(date +%s%N)"
+    local subject
+    subject="smoke $(date +%s%N)"
     curl -sf -m 5 -X POST "http://127.0.0.1:$SIM_PORT/_sim/mail" \
         -H 'content-type: application/json' \
         -d "{\"tenant\": \"admin@smoke.test\", \"to\": \"bob@smoke.test\",
@@ -121,10 +124,25 @@ check_mail_reaches_host() {
     ok "a mail injected at the simulator reached the host's webhook receiver, signed"
 }
 
+healthy() { podman healthcheck run "$1" >>"$WORK/podman.log" 2>&1; }
+
 check_healthcheck() {
-    podman healthcheck run "$BRIDGE" >>"$WORK/podman.log" 2>&1 \
-        || fail_with_logs "podman healthcheck run: unhealthy"
+    healthy "$BRIDGE" || fail_with_logs "podman healthcheck run: unhealthy"
     ok "podman healthcheck run: healthy"
+}
+
+# The trial's bug: a HEALTHCHECK fixed on 9464 called a bridge listening elsewhere unhealthy.
+# An idle second bridge (no tenants, its store on the read-only mode's /tmp tmpfs) moves
+# both listeners; its HEALTHCHECK must follow the config.
+check_moved_listener() {
+    local moved
+    printf '[bridge]\nhttp_listen = "0.0.0.0:9999"\npublic_listen = "127.0.0.1:9998"\n%s\n' \
+        'store = "sqlite:////tmp/moved.db"' >"$WORK/moved.toml"
+    chmod 644 "$WORK/moved.toml"
+    run_detached moved --network "container:$SIM" --read-only \
+        -v "$WORK/moved.toml:/etc/exmail-bridge/config.toml:ro" "$IMAGE"
+    wait_for "the HEALTHCHECK of a bridge on port 9999 to pass" 30 healthy "$moved"
+    ok "HEALTHCHECK follows the config: healthy with http_listen on 9999"
 }
 
 check_user_and_pid1() {
@@ -155,11 +173,12 @@ check_stop() {
 
 # Containers, volumes, and the anonymous volumes podman made for VOLUME /data, all gone.
 check_nothing_left() {
-    local entry volumes=()
+    local entry mounts volumes=()
     for entry in "${STARTED[@]}"; do
         case $entry in
-            ctr:*) volumes+=($(podman inspect --format '{{range .Mounts}}{{.Name}} {{end}}' \
-                       "${entry#ctr:}")) ;;
+            ctr:*) read -ra mounts <<<"$(podman inspect \
+                       --format '{{range .Mounts}}{{.Name}} {{end}}' "${entry#ctr:}")"
+                   volumes+=("${mounts[@]}") ;;
             vol:*) volumes+=("${entry#vol:}") ;;
         esac
     done

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -123,3 +125,18 @@ def test_bad_listen_address_is_a_config_error(tmp_path: Path, value: str) -> Non
     with pytest.raises(ConfigError) as err:
         http_listen(str(config))
     assert err.value.key == "bridge.http_listen"
+
+
+def test_probe_imports_no_heavy_library(tmp_path: Path) -> None:
+    """The probe runs every few seconds: it must not import pydantic, aiohttp or asyncio."""
+    config = tmp_path / "c.toml"
+    config.write_text(f'[bridge]\nhttp_listen = "127.0.0.1:{free_port()}"\n')
+    code = (
+        "import sys\nfrom bridge.cli import main\n"
+        f"main(['healthcheck', '-c', {str(config)!r}])\n"
+        "print(sorted(m for m in ('pydantic', 'aiohttp', 'asyncio') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "[]", done.stderr

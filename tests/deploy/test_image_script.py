@@ -6,6 +6,7 @@ import base64
 import http.client
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +39,18 @@ def _bash(snippet: str) -> str:
 def test_script_parses() -> None:
     """`bash -n` accepts the script."""
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True, timeout=30)
+
+
+def test_shellcheck_finds_nothing() -> None:
+    """shellcheck passes the image script, its smoke checks and .ci/run."""
+    exe = shutil.which("shellcheck")
+    if exe is None:
+        pytest.fail("shellcheck is not installed: apt-get install shellcheck (.ci/run does)")
+    scripts = [SCRIPT, DEPLOY / "test-image" / "smoke.sh", ROOT / ".ci" / "run"]
+    done = subprocess.run(
+        [exe, "-x", *map(str, scripts)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout
 
 
 def test_ci_builds_the_image_after_the_tests() -> None:

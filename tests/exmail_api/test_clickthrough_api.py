@@ -3,7 +3,7 @@ wecom-mail tenants get no button, and their WeCom messages say why."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +12,8 @@ import aiohttp
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from bridge.clickthrough import ClickSigner, ClickThrough, login_providers, tenant_links
+from bridge.clickthrough import ClickSigner, ClickThrough
+from bridge.clickthrough_logins import only_with_sso
 from bridge.config import TenantConfig
 from bridge.events import Event, mail_received, unread_changed
 from bridge.exmail.client import ExmailClient
@@ -39,6 +40,7 @@ API_NO_SSO = API.model_copy(update={"name": "initech", "sso_secret": None})
 WECOM_MAIL = TenantConfig.model_validate(
     {"name": "hooli", "protocol": "wecom-mail", "corp_id": "wwhooli", "corp_secret": "s"}
 )
+TENANTS = [API, API_NO_SSO, WECOM_MAIL]
 
 
 @dataclass
@@ -46,9 +48,13 @@ class Env:
     """The /open/ endpoint of a bridge-like app, a browser, and the simulator's URL."""
 
     clicks: ClickThrough
-    link_for: Callable[[Event], str | None]
     browser: aiohttp.ClientSession
     sim_url: str
+
+    def link_for(self, event: Event) -> str | None:
+        """The link a sink's card would carry (None: no click-through for the tenant)."""
+        links = self.clicks.signer.links_for("chat", ttl_s=600)
+        return only_with_sso(links, TENANTS)(event)
 
     async def click(self, link: str) -> tuple[int, str, str]:
         """Follow `link` through every redirect: final status, URL and page."""
@@ -74,21 +80,16 @@ async def env(exmail_sim: ExmailSim) -> AsyncIterator[Env]:
         api = ApiClient(session=http, settings=settings, base_url=settings.api_url)
         port = free_port()
         signer = ClickSigner(key=KEY, public_url=f"http://127.0.0.1:{port}", ttl_s=600)
-        tenants = [API, API_NO_SSO, WECOM_MAIL]
-        logins = login_providers(
-            ExmailClient(session=http, settings=settings), {"api": ApiLogin(api)}
-        )
         clicks = ClickThrough(
             signer=signer,
-            tenants=tenants,
+            tenants=TENANTS,
             authkeys=ExmailClient(session=http, settings=settings),
-            logins=logins,
+            logins={"api": ApiLogin(api)},
         )
-        link_for = tenant_links(signer.link_for, tenants, logins)
         app = web.Application()
         app.router.add_routes(clicks.routes())
         async with serve_app(app, port):
-            yield Env(clicks=clicks, link_for=link_for, browser=http, sim_url=exmail_sim.url)
+            yield Env(clicks=clicks, browser=http, sim_url=exmail_sim.url)
 
 
 def _mail(tenant: str, mailbox: str = "boss@globex.com") -> Any:
