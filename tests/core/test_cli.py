@@ -72,6 +72,40 @@ async def test_check_connect_all_ok(exmail_sim_factory: ExmailSimFactory, tmp_pa
     assert "all tenants ok" in out
 
 
+async def test_check_connect_uses_each_protocols_token_endpoint(
+    exmail_sim_factory: ExmailSimFactory, tmp_path: Path
+) -> None:
+    """`check --connect` fetches an api or wecom-mail tenant's token with its CorpSecret."""
+    sim = await exmail_sim_factory()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[bridge]
+store = "sqlite:///{tmp_path}/bridge.db"
+[exmail]
+token_url = "http://127.0.0.1:9/cgi-bin/token"
+api_url = "{sim.url}"
+wecom_api_url = "http://127.0.0.1:9"
+[[tenants]]
+name = "globex"
+protocol = "api"
+corp_id = "wwglobex"
+corp_secret = "corp-secret"
+[[tenants]]
+name = "initech"
+protocol = "wecom-mail"
+corp_id = "wwinitech"
+corp_secret = "other-secret"
+""",
+        encoding="utf-8",
+    )
+    code, out, err = await _cli("check", "--connect", "-c", str(path))
+    assert code == 1, err
+    assert "tenant globex: ok" in out
+    assert "tenant initech: FAILED: http://127.0.0.1:9/cgi-bin/gettoken:" in out
+    assert "secret" not in out + err
+
+
 async def test_dlq_unknown_sink(tmp_path: Path) -> None:
     """`dlq list --sink NAME` with a sink that is not configured names it and exits 2."""
     code, _, err = await _cli(
