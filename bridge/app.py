@@ -78,8 +78,10 @@ def _install_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run the bridge until `stop` is set (or SIGTERM/SIGINT)."""
+async def serve(
+    config: Config, stop: asyncio.Event | None = None, listening: asyncio.Event | None = None
+) -> None:
+    """Run the bridge until `stop` is set (or SIGTERM/SIGINT); set `listening` once bound."""
     stop = stop or asyncio.Event()
     _install_signals(stop)
     async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
@@ -164,6 +166,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             config.bridge, health=health, ready=runtime.problems, faces=[clicks, callbacks]
         )
         await stack.enter_async_context(serving(listeners))
+        if listening is not None:
+            listening.set()
         await _run_until(stop, runtime)
 
 

@@ -139,8 +139,13 @@ async def _inject(config: Config, sim_state: ExmailSimState) -> None:
         await asyncio.sleep(0.7)
 
 
-async def _wait_ready(url: str, bridge: asyncio.Task[None]) -> None:
+async def _wait_ready(url: str, bridge: asyncio.Task[None], listening: asyncio.Event) -> None:
     """Until /readyz answers 200; the bridge's own error if it stopped (a port in use)."""
+    # Another process may answer on the port this bridge could not bind: ask only once the
+    # bridge holds its ports, or raise its error.
+    bound = asyncio.create_task(listening.wait(), name="demo-bound")
+    await asyncio.wait({bridge, bound}, return_when=asyncio.FIRST_COMPLETED)
+    bound.cancel()
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
             if bridge.done():
@@ -176,10 +181,13 @@ async def _demo(config: Config, duration_s: float) -> None:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(_site(exmail_app, _port(config.exmail.api_base)))
         tasks, watching = await _receivers(stack, config)
-        bridge = asyncio.create_task(serve(config, stop), name="bridge")
+        listening = asyncio.Event()
+        bridge = asyncio.create_task(serve(config, stop, listening), name="bridge")
         try:
             async with asyncio.timeout_at(deadline):
-                await _show(config, exmail_app[STATE], bridge, watching, stop, deadline)
+                await _show(
+                    config, exmail_app[STATE], (bridge, listening), watching, stop, deadline
+                )
         except TimeoutError:
             pass
         stop.set()
@@ -214,14 +222,15 @@ async def _receivers(
 async def _show(
     config: Config,
     sim: ExmailSimState,
-    bridge: asyncio.Task[None],
+    bridge: tuple[asyncio.Task[None], asyncio.Event],
     watching: asyncio.Event,
     stop: asyncio.Event,
     deadline: float | None,
 ) -> None:
-    await _wait_ready(config.bridge.public_url, bridge)
+    ops = f"http://{config.bridge.http_listen}"  # /readyz and /metrics are never public
+    await _wait_ready(ops, *bridge)
     await asyncio.wait_for(watching.wait(), 15)
-    print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
+    print(f"bridge ready; metrics at {ops}/metrics\n", flush=True)
     await _inject(config, sim)
     await asyncio.sleep(0.5)
     await _click_first_card()
