@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import gc
 import signal
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from bridge import logs, metrics
 from bridge.click_token import link_ttl_s, make_signer
@@ -30,6 +31,7 @@ from bridge.sources import SourceDeps, build_source
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.supervise import Supervisor
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
@@ -55,13 +57,20 @@ class Runtime:
     pool: Pool
     dispatchers: list[Dispatcher]
     health: Health
+    jobs: dict[str, Supervisor] = field(default_factory=dict)  # the bridge's own tasks
 
     async def problems(self) -> list[str]:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
         found += [p for p in (d.problem() for d in self.dispatchers) if p]
+        found += [p for p in (j.problem() for j in self.jobs.values()) if p]
         return found
+
+    def supervised(self, name: str, job: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run `job` (which runs until cancelled) as a task restarted whenever it dies."""
+        supervisor = self.jobs[name] = Supervisor(name)
+        return asyncio.create_task(supervisor.run(job, lambda: False), name=name)
 
 
 async def _publish_counts(store: Store, names: list[str]) -> None:
@@ -172,12 +181,11 @@ async def serve(
 
 
 async def _run_until(stop: asyncio.Event, rt: Runtime) -> None:
+    names = [d.name for d in rt.dispatchers]
     tasks = [
-        asyncio.create_task(rt.pool.run(), name="pool"),
-        asyncio.create_task(rt.health.run(), name="health"),
-        asyncio.create_task(
-            _publish_counts(rt.store, [d.name for d in rt.dispatchers]), name="counts"
-        ),
+        rt.supervised("pool", rt.pool.run),
+        rt.supervised("health", rt.health.run),
+        rt.supervised("counts", lambda: _publish_counts(rt.store, names)),
     ]
     deliveries = [asyncio.create_task(d.run(), name=f"dispatch[{d.name}]") for d in rt.dispatchers]
     log.info(
