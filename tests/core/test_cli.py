@@ -83,7 +83,6 @@ async def test_check_connect_uses_each_protocols_token_endpoint(
 [bridge]
 store = "sqlite:///{tmp_path}/bridge.db"
 [exmail]
-token_url = "http://127.0.0.1:9/cgi-bin/token"
 api_url = "{sim.url}"
 wecom_api_url = "http://127.0.0.1:9"
 [[tenants]]

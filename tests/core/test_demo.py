@@ -32,18 +32,34 @@ def _demo_config(tmp_path: Path, broker: str) -> tuple[Path, dict[str, str]]:
     return path, env
 
 
-def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
-    """The demo delivers every mail to the webhook, MQTT and WeCom, and clicks a card."""
-    config, env = _demo_config(tmp_path, mosquitto_server.url)
-    done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "15"],
+def _run_demo(
+    config: Path, env: dict[str, str], *, duration_s: float
+) -> subprocess.CompletedProcess[str]:
+    """`exmail-bridge demo` in the config's folder, to its end."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "demo",
+            "-c",
+            str(config),
+            "--duration",
+            str(duration_s),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=config.parent,
         env=env,
         check=False,
     )
+
+
+def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
+    """The demo delivers every mail to the webhook, MQTT and WeCom, and clicks a card."""
+    config, env = _demo_config(tmp_path, mosquitto_server.url)
+    done = _run_demo(config, env, duration_s=15)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for sink in ("webhook", "mqtt", "wecom"):
@@ -76,15 +92,7 @@ def test_demo_on_a_busy_port_fails_at_once(tmp_path: Path) -> None:
     threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
         started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "30"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-            env=env,
-            check=False,
-        )
+        done = _run_demo(config, env, duration_s=30)
     finally:
         other.shutdown()
         other.server_close()
