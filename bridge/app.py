@@ -63,6 +63,7 @@ class Runtime:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
+        found += [p for p in (self.store.full(),) if p]
         found += [p for p in (d.problem() for d in self.dispatchers) if p]
         found += [p for p in (j.problem() for j in self.jobs.values()) if p]
         return found

@@ -33,6 +33,7 @@ from bridge.store.base import (
     scan_size,
 )
 from bridge.store.budget import Grant, Limits
+from bridge.store.space import SpaceWatch
 from bridge.store.sqlite_schema import connect
 
 __all__ = ["SqliteStore"]
@@ -57,6 +58,7 @@ class SqliteStore:
         self._next_prune = 0.0
         self._leases: dict[str, str] = {}
         self._replicas: dict[str, float] = {}
+        self._space = SpaceWatch()
 
     async def __aenter__(self) -> Self:
         self._conn = await self._call("open", connect, self._path)
@@ -72,12 +74,16 @@ class SqliteStore:
         """Run `fn` on the store's thread; the one place sqlite3 errors become ours."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            result = await loop.run_in_executor(self._executor, fn, *args)
         except sqlite3.Error as exc:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code == sqlite3.SQLITE_FULL:
-                raise StoreFullError(str(exc), backend=_BACKEND, op=op) from exc
+                full = StoreFullError(str(exc), backend=_BACKEND, op=op)
+                self._space.refused(op, str(full))
+                raise full from exc
             raise StoreError(str(exc), backend=_BACKEND, op=op) from exc
+        self._space.succeeded(op)
+        return result
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -92,6 +98,10 @@ class SqliteStore:
     async def ping(self) -> None:
         """Raise StoreError unless the database answers."""
         await self._call("ping", self._db.execute, "SELECT 1")
+
+    def full(self) -> str | None:
+        """Why writes are refused for want of disk now, or None."""
+        return self._space.problem()
 
     async def get_version(self, tenant: str) -> str:
         """The tenant's stored version, "0" when none."""

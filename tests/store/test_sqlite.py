@@ -36,7 +36,7 @@ async def test_open_store_creates_parent_directories(tmp_path: Path) -> None:
 
 
 async def test_full_disk_raises_store_full_and_loses_nothing(tmp_path: Path) -> None:
-    """When the database cannot grow, commit raises StoreFullError and keeps older data."""
+    """A commit the full disk refuses raises StoreFullError, keeps old data, shows in full()."""
     async with SqliteStore(path=tmp_path / "b.db", dedupe_window_s=3600) as store:
         await store.commit("acme", routed(1), new_ver="1")
         db = store._db  # the fault is a pragma on the store's own connection
@@ -47,8 +47,11 @@ async def test_full_disk_raises_store_full_and_loses_nothing(tmp_path: Path) -> 
             await store.commit("acme", big, new_ver="2")
         assert await store.get_version("acme") == "1"
         assert await store.backlog("oa") == 1
+        await store.ping()  # a full store still answers a ping, but full() says why
+        assert store.full() == "store full: sqlite store, commit: database or disk is full"
         await store._call("t", db.execute, "PRAGMA max_page_count=1073741823")
         assert (await store.commit("acme", routed(2), new_ver="2")).emitted == 1
+        assert store.full() is None
 
 
 _KILLED_WRITER = textwrap.dedent(
