@@ -95,8 +95,8 @@ def _known_push(obj: dict[str, Any]) -> Push:
     if "MailId" in obj and "UserName" in obj:
         count = obj.get("NewCount")
         return MailPush(
-            mailbox=_text(obj["UserName"]),
-            mail_id=_text(obj["MailId"]),
+            mailbox=_name(obj["UserName"]),
+            mail_id=_name(obj["MailId"]),
             sender=_text(obj.get("Sender", "")),
             receiver=_text(obj.get("Receiver", "")),
             subject=_text(obj.get("Subject", "")),
@@ -104,7 +104,7 @@ def _known_push(obj: dict[str, Any]) -> Push:
             new_count=None if count is None else as_count(count),
         )
     if "UserName" in obj and "NewCount" in obj:
-        return UnreadPush(mailbox=_text(obj["UserName"]), new_count=as_count(obj["NewCount"]))
+        return UnreadPush(mailbox=_name(obj["UserName"]), new_count=as_count(obj["NewCount"]))
     if "Ver" in obj:
         return VersionPush(ver=as_version(obj["Ver"]))
     if obj.get("Ret") in (0, "0"):
@@ -167,3 +167,11 @@ def _text(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise ShapeError("expected a string")
+
+
+def _name(value: Any) -> str:
+    """A mailbox or mail id: an event for "" would reach every sink, with a shared id."""
+    text = _text(value).strip()
+    if not text:
+        raise ShapeError("empty name")
+    return text
