@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigError, ListenError
@@ -89,8 +89,15 @@ def _cmd_dlq(args: argparse.Namespace) -> int:
     return asyncio.run(dlq(load_config(args.config), args.action, sink=args.sink, id=args.id))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="exmail-bridge", description=__doc__)
+    parser = _Parser(prog="exmail-bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"exmail-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -6,6 +6,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.plugins.sim import ExmailSimFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,3 +123,21 @@ async def test_dlq_list_empty(tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert "0 dead letter(s)" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["run", "--nope"], "unrecognized arguments: --nope"),
+        (["dlq", "frob"], "invalid choice: 'frob'"),
+        (["simulate", "--port", "x"], "invalid int value: 'x'"),
+    ],
+)
+async def test_usage_error_is_one_line(args: list[str], named: str) -> None:
+    """A wrong command line is one line naming the culprit, exit 2, no usage dump."""
+    code, out, err = await _cli(*args)
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert named in err
