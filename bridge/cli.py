@@ -12,12 +12,19 @@ from bridge.errors import BridgeError, ConfigError, ListenError
 from bridge.simulator.args import add_arguments as add_simulator_arguments
 
 if TYPE_CHECKING:
-    from bridge.config import Config
+    from bridge.config import Config, TenantConfig
 
 # Commands import what they need when they run: `healthcheck` is a container probe, run
 # every few seconds, and must not pay for pydantic, asyncio or aiohttp.
 
 __all__ = ["main"]
+
+
+def _credential(tenant: TenantConfig) -> str:
+    """Whose credential a tenant uses: the admin account, or the protocol and corp."""
+    if tenant.protocol == "legacy":
+        return tenant.client_id
+    return f"{tenant.protocol}, corp {tenant.corp_id}"
 
 
 def _summary(config: Config) -> list[str]:
@@ -28,7 +35,7 @@ def _summary(config: Config) -> list[str]:
         f"exmail api_base: {config.exmail.api_base}",
         f"tenants: {len(config.tenants)}",
     ]
-    lines += [f"  - {t.name} ({t.client_id}, watch {len(t.watch)})" for t in config.tenants]
+    lines += [f"  - {t.name} ({_credential(t)}, watch {len(t.watch)})" for t in config.tenants]
     lines.append(f"sinks: {len(config.sinks)}")
     lines += [f"  - {s.name} ({s.type})" for s in config.sinks]
     lines.append(f"routes: {len(config.routes) or 'none (every event to every sink)'}")

@@ -74,18 +74,15 @@ async def test_check_connect_all_ok(exmail_sim_factory: ExmailSimFactory, tmp_pa
     assert "all tenants ok" in out
 
 
-async def test_check_connect_uses_each_protocols_token_endpoint(
-    exmail_sim_factory: ExmailSimFactory, tmp_path: Path
-) -> None:
-    """`check --connect` fetches an api or wecom-mail tenant's token with its CorpSecret."""
-    sim = await exmail_sim_factory()
+def _corp_config(tmp_path: Path, api_url: str) -> Path:
+    """An api tenant whose API is at `api_url` and a wecom-mail tenant whose API is dead."""
     path = tmp_path / "config.toml"
     path.write_text(
         f"""
 [bridge]
 store = "sqlite:///{tmp_path}/bridge.db"
 [exmail]
-api_url = "{sim.url}"
+api_url = "{api_url}"
 wecom_api_url = "http://127.0.0.1:9"
 [[tenants]]
 name = "globex"
@@ -100,11 +97,27 @@ corp_secret = "other-secret"
 """,
         encoding="utf-8",
     )
-    code, out, err = await _cli("check", "--connect", "-c", str(path))
+    return path
+
+
+async def test_check_connect_uses_each_protocols_token_endpoint(
+    exmail_sim_factory: ExmailSimFactory, tmp_path: Path
+) -> None:
+    """`check --connect` fetches an api or wecom-mail tenant's token with its CorpSecret."""
+    sim = await exmail_sim_factory()
+    code, out, err = await _cli("check", "--connect", "-c", str(_corp_config(tmp_path, sim.url)))
     assert code == 1, err
     assert "tenant globex: ok" in out
     assert "tenant initech: FAILED: http://127.0.0.1:9/cgi-bin/gettoken:" in out
     assert "secret" not in out + err
+
+
+async def test_check_names_each_tenants_credential(tmp_path: Path) -> None:
+    """`check` lists an api or wecom-mail tenant by protocol and corp, not an empty client_id."""
+    code, out, err = await _cli("check", "-c", str(_corp_config(tmp_path, "http://127.0.0.1:9")))
+    assert code == 0, err
+    assert "  - globex (api, corp wwglobex, watch 0)" in out
+    assert "  - initech (wecom-mail, corp wwinitech, watch 0)" in out
 
 
 async def test_dlq_unknown_sink(tmp_path: Path) -> None:
