@@ -118,6 +118,10 @@ BAD = [
     (_set("sinks.1.url", "http://broker"), "sinks[1].url: must be mqtt://host[:port]"),
     (_set("sinks.0.retry_s", []), "sinks[0].retry_s: must be a non-empty list"),
     (_set("routes.0.sinks", ["oa", "pager"]), "routes[0].sinks[1]: unknown sink 'pager'"),
+    (
+        _set("tenants.0.client_secret", "${ACME_KEY"),
+        "tenants[0].client_secret: a ${VAR} reference is not closed",
+    ),
     (_set("sinks.1.name", "oa"), "sinks[1].name: duplicate name 'oa'"),
     (_set("tenants.0.name", "a b"), "tenants[0].name: String should match pattern"),
 ]
