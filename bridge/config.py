@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from bridge.config_env import (
     with_env_defaults,
 )
 from bridge.errors import ConfigError
+from bridge.events import EVENT_TYPES
 from bridge.tenant_rules import check_aes_key, check_tenant, required_keys
 
 __all__ = [
@@ -299,6 +301,14 @@ class RouteConfig(_Model):
     events: tuple[str, ...] = ("*",)
     sinks: tuple[str, ...] = Field(min_length=1)
 
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:  # a typo would route nothing, silently
+            if not any(fnmatchcase(t, pattern.lower()) for t in EVENT_TYPES):
+                raise ValueError(f"{pattern!r} matches no event type ({', '.join(EVENT_TYPES)})")
+        return value
+
 
 class Config(_Model):
     """The whole validated `config.toml`."""
@@ -320,6 +330,7 @@ class Config(_Model):
             for j, sink in enumerate(route.sinks):
                 if sink not in names:
                     raise ConfigError(f"routes[{i}].sinks[{j}]", f"unknown sink {sink!r}")
+            _matches_a_tenant(f"routes[{i}].tenants", route.tenants, self.tenants)
         return self
 
     def sink(self, name: str) -> WebhookSinkConfig | MqttSinkConfig | WecomSinkConfig:
@@ -347,6 +358,17 @@ def _unique(section: str, names: list[str]) -> None:
         if name in seen:
             raise ConfigError(f"{section}[{i}].name", f"duplicate name {name!r}")
         seen.add(name)
+
+
+def _matches_a_tenant(
+    path: str, patterns: tuple[str, ...], tenants: tuple[TenantConfig, ...]
+) -> None:
+    """A route's tenant pattern that matches no tenant is a typo: it would route nothing."""
+    if not tenants:
+        return  # no tenant, no event: nothing to route
+    for j, pattern in enumerate(patterns):
+        if not any(fnmatchcase(t.name.lower(), pattern.lower()) for t in tenants):
+            raise ConfigError(f"{path}[{j}]", f"{pattern!r} matches no tenant's name")
 
 
 def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:

@@ -119,6 +119,11 @@ BAD = [
     (_set("sinks.0.retry_s", []), "sinks[0].retry_s: must be a non-empty list"),
     (_set("routes.0.sinks", ["oa", "pager"]), "routes[0].sinks[1]: unknown sink 'pager'"),
     (
+        _set("routes.0.events", ["exmail.mail.recieved"]),
+        "routes[0].events: 'exmail.mail.recieved' matches no event type",
+    ),
+    (_set("routes.0.tenants", ["*", "acem"]), "routes[0].tenants[1]: 'acem' matches no tenant"),
+    (
         _set("tenants.0.client_secret", "${ACME_KEY"),
         "tenants[0].client_secret: a ${VAR} reference is not closed",
     ),
