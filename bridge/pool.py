@@ -139,5 +139,6 @@ async def _cancel_until_done(tasks: list[asyncio.Task[None]]) -> None:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.5)
     for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("listener_failed_on_stop", task=task.get_name(), error=str(task.exception()))
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("listener_failed_on_stop", task=task.get_name(), **crash_fields(exc))
