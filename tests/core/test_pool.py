@@ -14,7 +14,7 @@ from bridge.config import TenantConfig
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
 from bridge.listener import Listener
-from bridge.pool import Pool, rendezvous_owner
+from bridge.pool import Pool, _cancel_until_done, rendezvous_owner
 from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store.base import Store
@@ -205,3 +205,23 @@ def _runs_reach(sources: list[_CrashingSource], n: int) -> Callable[[], Awaitabl
         return bool(sources) and sources[0].runs >= n
 
     return check
+
+
+async def test_a_source_failing_on_stop_is_logged_without_its_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A task that dies of a foreign error while stopped: logged by type, never its text."""
+
+    async def dies_on_cancel() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RuntimeError(f"POST /x?access_token={LEAKY_TOKEN}") from None
+
+    task = asyncio.create_task(dies_on_cancel(), name="listener[acme]")
+    await asyncio.sleep(0)
+    await _cancel_until_done([task])
+    out = "".join(capsys.readouterr())
+    assert "listener_failed_on_stop" in out
+    assert "RuntimeError" in out
+    assert LEAKY_TOKEN not in out
