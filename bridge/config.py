@@ -133,7 +133,8 @@ class ExmailSection(_Model):
     max_body_bytes: int = Field(default=1 << 20, gt=1024)
     # user/list answers Ver=0 with every account (~60 B each): 32 MiB fits 100,000 with room.
     directory_max_body_bytes: int = Field(default=32 << 20, gt=1024)
-    min_poll_interval_s: float = Field(default=1.0, ge=0)
+    # 0 would let an upstream that answers at once with nothing drive a hot loop.
+    min_poll_interval_s: float = Field(default=1.0, ge=0.1)
     token_refresh_margin_s: float = Field(default=300.0, ge=0)
     # the new API (protocol "api") and WeCom-native mail (protocol "wecom-mail")
     api_url: str = "https://api.exmail.qq.com"

@@ -111,6 +111,10 @@ BAD = [
     (_set("bridge.http_listen", "9464"), "bridge.http_listen: must be host:port"),
     (_set("bridge.public_listen", "8080"), "bridge.public_listen: must be host:port"),
     (_set("exmail.listen_hold_s", -1), "exmail.listen_hold_s: Input should be greater than 0"),
+    (
+        _set("exmail.min_poll_interval_s", 0),
+        "exmail.min_poll_interval_s: Input should be greater than or equal to 0.1",
+    ),
     (_set("exmail.api_base", "ftp://x"), "exmail.api_base: must be an http:// or https:// URL"),
     (_set("sinks.0.secret", "plain"), "sinks[0].secret: each secret must look like whsec_"),
     (_set("sinks.0.type", "fax"), "sinks[0]: Input tag 'fax' found using 'type' does not match"),
