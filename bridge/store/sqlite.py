@@ -75,6 +75,8 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self._executor, fn, *args)
+        except OSError as exc:  # the database's folder cannot be made
+            raise StoreError(f"{exc.strerror}: {exc.filename}", backend=_BACKEND, op=op) from exc
         except sqlite3.Error as exc:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code == sqlite3.SQLITE_FULL:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import BridgeSection
-from bridge.errors import ConfigError, StoreFullError
+from bridge.errors import ConfigError, StoreError, StoreFullError
 from bridge.store import open_store, sqlite_path
 from bridge.store.sqlite import SqliteStore
 from tests.store.test_contract import routed
@@ -88,3 +88,13 @@ async def test_committed_events_survive_sigkill(tmp_path: Path) -> None:
     async with SqliteStore(path=path, dedupe_window_s=3600) as store:
         assert await store.get_version("acme") == "77"
         assert await store.backlog("oa") == 2
+
+
+async def test_a_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    """A database path under a plain file is a StoreError naming the path, no traceback."""
+    (tmp_path / "plain").write_text("x", encoding="utf-8")
+    with pytest.raises(StoreError) as info:
+        async with SqliteStore(path=tmp_path / "plain" / "b.db", dedupe_window_s=60):
+            pass
+    assert info.value.op == "open"
+    assert str(tmp_path / "plain") in str(info.value)
