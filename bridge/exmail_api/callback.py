@@ -40,6 +40,7 @@ REPLAY_TTL_S = 600.0
 # finishes in the background (it is shielded); the retry is then a duplicate, deduplicated.
 ANSWER_WITHIN_S = 3.0
 PATH = "/exmail/callback/{tenant}"
+MAX_NAME_CHARS = 64
 _STATUS = {"signature": 401}  # every other refusal is 403
 
 
@@ -104,10 +105,12 @@ class CallbackReceiver:
         return web.Response(text="")
 
     def _tenant(self, request: web.Request) -> _Tenant:
-        found = self._tenants.get(request.match_info["tenant"])
+        name = request.match_info["tenant"]
+        found = self._tenants.get(name)
         if found is None:
             metrics.callback_refused("tenant")
-            log.info("callback_refused", reason="tenant", tenant=request.match_info["tenant"])
+            # Anyone may call this public path: log at most a tenant name's worth of it.
+            log.info("callback_refused", reason="tenant", tenant=name[:MAX_NAME_CHARS])
             raise web.HTTPNotFound(text="no such callback tenant")
         return found
 
