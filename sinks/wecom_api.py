@@ -28,6 +28,7 @@ from bridge.errors import (
     UpstreamUnavailable,
 )
 from bridge.logs import get_logger
+from bridge.netfail import connection_reason
 
 __all__ = [
     "CONFIG_ERRCODES",
@@ -242,9 +243,9 @@ class WecomApi:
             metrics.upstream_error(f"wecom/{endpoint}", "timeout")
             raise UpstreamTimeout("timed out", provider="wecom", endpoint=endpoint) from exc
         except aiohttp.ClientError as exc:
-            # The exception's own text may quote the URL (and so the token): keep only its type.
+            # The exception's own text may quote the URL (and so the token): never use it.
             metrics.upstream_error(f"wecom/{endpoint}", "connection")
-            reason = type(exc).__name__
+            reason = connection_reason(exc)
             raise UpstreamUnavailable(reason, provider="wecom", endpoint=endpoint) from None
 
 
