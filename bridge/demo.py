@@ -115,13 +115,19 @@ async def _wecom_watch(state: WecomState) -> None:
         await asyncio.sleep(0.05)
 
 
+def _shown(path: str) -> str:
+    """A path as printed: a click link's token is a credential, so only its start."""
+    head, sep, token = path.partition("/open/")
+    return f"{head}{sep}{token[:8]}…" if sep else path
+
+
 async def _click_first_card() -> None:
     """Open the first card's link as its owner would: WeCom sign-in, then Exmail's login."""
     if not CARD_LINKS:
         return
     hops: list[str] = []
     async with aiohttp.ClientSession() as session, session.get(CARD_LINKS[0]) as page:
-        hops = [urlsplit(str(r.url)).path for r in page.history]
+        hops = [_shown(urlsplit(str(r.url)).path) for r in page.history]
         text = re.sub(r"<[^>]+>", " ", await page.text())
     via = " → ".join(hops) or "-"
     print(f"\nclicking the first card's button: {via} → Exmail SSO login", flush=True)

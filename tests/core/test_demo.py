@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -70,6 +71,7 @@ def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer
     assert "demo stopped" in done.stdout
     assert "Ctrl-C" not in done.stdout  # --duration stops it by itself
     assert "demo-key" not in done.stdout + done.stderr
+    assert not re.search(r"/open/[\w.-]{9}", done.stdout)  # click links are credentials
 
 
 class _AlwaysReady(BaseHTTPRequestHandler):
