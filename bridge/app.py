@@ -94,7 +94,10 @@ async def serve(
     """Run the bridge until `stop` is set (or SIGTERM/SIGINT); set `listening` once bound."""
     stop = stop or asyncio.Event()
     _install_signals(stop)
-    async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
+    async with (
+        open_store(config.bridge, running=True) as store,
+        contextlib.AsyncExitStack() as stack,
+    ):
         session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
         stack.push_async_callback(session.close)
         rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)

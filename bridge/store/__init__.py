@@ -29,14 +29,19 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-def open_store(settings: BridgeSection) -> Store:
-    """The store `settings.store` names, not yet opened: use it with `async with`."""
+def open_store(settings: BridgeSection, *, running: bool = False) -> Store:
+    """The store `settings.store` names, not yet opened: use it with `async with`.
+
+    `running`: for the bridge itself, which must be the only one on a SQLite file (the
+    CLI's `dlq` may still open it alongside)."""
     scheme = urlsplit(settings.store).scheme
     if scheme == "sqlite":
         from bridge.store.sqlite import SqliteStore
 
         return SqliteStore(
-            path=sqlite_path(settings.store), dedupe_window_s=settings.dedupe_window_s
+            path=sqlite_path(settings.store),
+            dedupe_window_s=settings.dedupe_window_s,
+            exclusive=running,
         )
     if scheme in {"redis", "rediss", "unix"}:
         from bridge.store.redis import RedisStore

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import time
 from collections import defaultdict
@@ -44,13 +46,36 @@ _PRUNE_EVERY_S = 10.0
 _T = TypeVar("_T")
 
 
+def _hold_run_lock(path: Path) -> int:
+    """An exclusive lock on `<db>.run.lock`, held while its descriptor is open.
+
+    The SQLite store serves one process: a second `run` on the same file would listen for
+    every tenant a second time. The kernel drops the lock when the process dies, however.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"another bridge is running on {path} (one process per SQLite store;"
+            " several replicas need the Redis store)",
+            backend=_BACKEND,
+            op="lock",
+        ) from None
+    return fd
+
+
 class SqliteStore:
     """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
 
     backend = _BACKEND
 
-    def __init__(self, *, path: Path, dedupe_window_s: float) -> None:
+    def __init__(self, *, path: Path, dedupe_window_s: float, exclusive: bool = False) -> None:
         self._path = path
+        self._exclusive = exclusive  # the running bridge: one per database
+        self._lock_fd: int | None = None
         self._window_s = dedupe_window_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
@@ -61,7 +86,13 @@ class SqliteStore:
         self._space = SpaceWatch()
 
     async def __aenter__(self) -> Self:
-        self._conn = await self._call("open", connect, self._path)
+        if self._exclusive:
+            self._lock_fd = await self._call("lock", _hold_run_lock, self._path)
+        try:
+            self._conn = await self._call("open", connect, self._path)
+        except BaseException:
+            self._release_lock()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -69,6 +100,12 @@ class SqliteStore:
         if conn is not None:
             await self._call("close", conn.close)
         self._executor.shutdown(wait=True)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
 
     async def _call(self, op: str, fn: Callable[..., _T], *args: Any) -> _T:
         """Run `fn` on the store's thread; the one place sqlite3 errors become ours."""

@@ -98,3 +98,19 @@ async def test_a_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> 
             pass
     assert info.value.op == "open"
     assert str(tmp_path / "plain") in str(info.value)
+
+
+async def test_one_running_bridge_per_database(tmp_path: Path) -> None:
+    """A second running bridge on the same file is refused; the CLI may still open it."""
+    path = tmp_path / "b.db"
+    async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True) as running:
+        await running.commit("acme", routed(1), new_ver="1")
+        with pytest.raises(StoreError) as info:
+            async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True):
+                pass
+        assert info.value.op == "lock"
+        assert "another bridge is running on" in str(info.value)
+        async with SqliteStore(path=path, dedupe_window_s=60) as cli:
+            assert await cli.get_version("acme") == "1"
+    async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True) as next_run:
+        assert await next_run.get_version("acme") == "1"
