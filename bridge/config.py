@@ -117,6 +117,24 @@ class BridgeSection(_Model):
     def _public_url(cls, value: str) -> str:
         return _http_url(value).rstrip("/")
 
+    @model_validator(mode="after")
+    def _listeners_apart(self) -> BridgeSection:
+        # Two listeners on one port, one of them on every interface, cannot both bind:
+        # say so here rather than blame "address already in use" on another process.
+        public = self.public_listen
+        if public is None or public == self.http_listen:
+            return self
+        http_host, _, http_port = self.http_listen.rpartition(":")
+        public_host, _, public_port = public.rpartition(":")
+        wildcard = {"", "0.0.0.0", "::", "[::]"}
+        if http_port == public_port != "0" and {http_host, public_host} & wildcard:
+            raise ConfigError(
+                "bridge.public_listen",
+                f"port {public_port} is http_listen's ({self.http_listen}): give it its own port,"
+                " or the very same address to serve everything on one",
+            )
+        return self
+
 
 class ExmailSection(_Model):
     """`[exmail]`: where the upstream lives and how patiently we talk to it."""

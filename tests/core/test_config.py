@@ -110,6 +110,10 @@ BAD = [
     (_set("bridge.store", "postgres://x"), "bridge.store: must start with sqlite:///"),
     (_set("bridge.http_listen", "9464"), "bridge.http_listen: must be host:port"),
     (_set("bridge.public_listen", "8080"), "bridge.public_listen: must be host:port"),
+    (
+        _set("bridge.public_listen", "0.0.0.0:9464"),
+        "bridge.public_listen: port 9464 is http_listen's (127.0.0.1:9464)",
+    ),
     (_set("exmail.listen_hold_s", -1), "exmail.listen_hold_s: Input should be greater than 0"),
     (
         _set("exmail.min_poll_interval_s", 0),
