@@ -72,6 +72,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SQLITE_HINT = "a SQLite store is sqlite:///relative/file.db or sqlite:////absolute/file.db"
+
+
 class BridgeSection(_Model):
     """`[bridge]`: the process itself."""
 
@@ -98,9 +101,12 @@ class BridgeSection(_Model):
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in {"sqlite", "redis", "rediss", "unix"}:
+        parts = urlsplit(value)
+        if parts.scheme not in {"sqlite", "redis", "rediss", "unix"}:
             raise ValueError("must start with sqlite:///, redis://, rediss:// or unix://")
+        file = parts.path.removeprefix("/")
+        if parts.scheme == "sqlite" and (parts.netloc or not file or file.endswith("/")):
+            raise ValueError(SQLITE_HINT)  # else `check` passes what `run` cannot open
         return value
 
     @field_validator("http_listen", "public_listen")

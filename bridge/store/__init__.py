@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bridge.config import BridgeSection
+from bridge.config import SQLITE_HINT, BridgeSection
 from bridge.errors import ConfigError
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed, Store
 
@@ -25,7 +25,7 @@ def sqlite_path(url: str) -> Path:
     parts = urlsplit(url)
     path = parts.path.removeprefix("/")
     if parts.scheme != "sqlite" or parts.netloc or not path:
-        raise ConfigError("bridge.store", "a SQLite store is sqlite:///path/to/file.db")
+        raise ConfigError("bridge.store", SQLITE_HINT)
     return Path(path)
 
 

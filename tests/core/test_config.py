@@ -108,6 +108,8 @@ BAD = [
     ),
     (_set("tenants.0.colour", "red"), "tenants[0].colour: unknown key"),
     (_set("bridge.store", "postgres://x"), "bridge.store: must start with sqlite:///"),
+    (_set("bridge.store", "sqlite://data/b.db"), "bridge.store: a SQLite store is sqlite:///"),
+    (_set("bridge.store", "sqlite:///"), "bridge.store: a SQLite store is sqlite:///"),
     (_set("bridge.http_listen", "9464"), "bridge.http_listen: must be host:port"),
     (_set("bridge.public_listen", "8080"), "bridge.public_listen: must be host:port"),
     (
