@@ -104,9 +104,12 @@ class BridgeSection(_Model):
         parts = urlsplit(value)
         if parts.scheme not in {"sqlite", "redis", "rediss", "unix"}:
             raise ValueError("must start with sqlite:///, redis://, rediss:// or unix://")
+        # Checked here in full, or `check` passes what `run` cannot open.
+        if parts.scheme != "sqlite":
+            return _redis_url(value)
         file = parts.path.removeprefix("/")
-        if parts.scheme == "sqlite" and (parts.netloc or not file or file.endswith("/")):
-            raise ValueError(SQLITE_HINT)  # else `check` passes what `run` cannot open
+        if parts.netloc or not file or file.endswith("/"):
+            raise ValueError(SQLITE_HINT)
         return value
 
     @field_validator("http_listen", "public_listen")
@@ -383,6 +386,19 @@ def _unique(section: str, names: list[str]) -> None:
         if name in seen:
             raise ConfigError(f"{section}[{i}].name", f"duplicate name {name!r}")
         seen.add(name)
+
+
+def _redis_url(value: str) -> str:
+    """A Redis URL with a numeric port, and a socket path for `unix:` (else a traceback
+    or a bad connect at start)."""
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  (parsing it is the check)
+    except ValueError as exc:  # names the port, never the password
+        raise ValueError(f"not a usable Redis URL: {exc}") from None
+    if parts.scheme == "unix" and not parts.path:
+        raise ValueError("a Redis socket is unix:///path/to/redis.sock")
+    return value
 
 
 def _matches_a_tenant(

@@ -110,6 +110,11 @@ BAD = [
     (_set("bridge.store", "postgres://x"), "bridge.store: must start with sqlite:///"),
     (_set("bridge.store", "sqlite://data/b.db"), "bridge.store: a SQLite store is sqlite:///"),
     (_set("bridge.store", "sqlite:///"), "bridge.store: a SQLite store is sqlite:///"),
+    (
+        _set("bridge.store", "redis://:pw@127.0.0.1:63a9/0"),
+        "bridge.store: not a usable Redis URL: Port could not be cast to integer value as '63a9'",
+    ),
+    (_set("bridge.store", "unix://"), "bridge.store: a Redis socket is unix:///path/to/redis.sock"),
     (_set("bridge.http_listen", "9464"), "bridge.http_listen: must be host:port"),
     (_set("bridge.public_listen", "8080"), "bridge.public_listen: must be host:port"),
     (
