@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -173,6 +173,9 @@ class ExmailSection(_Model):
     _check_new_urls = field_validator("api_url", "wecom_api_url")(
         classmethod(lambda c, v: _http_url(v).rstrip("/"))
     )
+    _check_login_url = field_validator("login_url")(
+        classmethod(lambda c, v: None if v is None else _http_url(v))
+    )
 
     @property
     def effective_login_url(self) -> str:
@@ -287,6 +290,7 @@ class MqttSinkConfig(_SinkBase):
         parts = urlsplit(value)
         if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
             raise ValueError("must be mqtt://host[:port] or mqtts://host[:port]")
+        _check_port(parts)
         return value
 
 
@@ -305,7 +309,7 @@ class WecomSinkConfig(_SinkBase):
     per_member_per_min: int = Field(default=25, ge=1, le=30)
     button_text: str = Field(default="打开邮件", max_length=4)
 
-    _check_url = field_validator("api_base")(classmethod(lambda c, v: _http_url(v)))
+    _check_url = field_validator("api_base", "oauth_url")(classmethod(lambda c, v: _http_url(v)))
 
     @field_validator("ordered")
     @classmethod
@@ -377,7 +381,16 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
+    _check_port(parts)
     return value
+
+
+def _check_port(parts: SplitResult) -> None:
+    """A URL's port, when it has one, is a number in 0..65535 (else every use fails)."""
+    try:
+        parts.port  # noqa: B018  (parsing it is the check)
+    except ValueError as exc:  # names the port, never a password
+        raise ValueError(f"bad port: {exc}") from None
 
 
 def _unique(section: str, names: list[str]) -> None:
@@ -392,10 +405,7 @@ def _redis_url(value: str) -> str:
     """A Redis URL with a numeric port, and a socket path for `unix:` (else a traceback
     or a bad connect at start)."""
     parts = urlsplit(value)
-    try:
-        parts.port  # noqa: B018  (parsing it is the check)
-    except ValueError as exc:  # names the port, never the password
-        raise ValueError(f"not a usable Redis URL: {exc}") from None
+    _check_port(parts)
     if parts.scheme == "unix" and not parts.path:
         raise ValueError("a Redis socket is unix:///path/to/redis.sock")
     return value
