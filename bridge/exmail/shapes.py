@@ -7,6 +7,7 @@ ignored. A value that cannot be read raises `ShapeError` (a ValueError).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "ShapeError",
     "UserInfo",
     "as_count",
+    "as_lifetime_s",
     "as_version",
     "auth_key_of",
     "delta_of",
@@ -79,6 +81,18 @@ def as_count(value: Any) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     raise ShapeError("count is not an integer")
+
+
+def as_lifetime_s(value: Any, default_s: float) -> float:
+    """A token's `expires_in` in seconds: a finite positive number (or numeric string),
+    else `default_s`. "nan" would make every use refetch; "inf", never refresh."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default_s
+    try:
+        seconds = float(value)
+    except ValueError:
+        return default_s
+    return seconds if math.isfinite(seconds) and seconds > 0 else default_s
 
 
 def push_of(obj: Any) -> Push:
