@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from bridge import __version__
+from bridge.cli_args import non_negative_s, positive_s
 from bridge.errors import BridgeError, ConfigError, ListenError
 from bridge.simulator.args import add_arguments as add_simulator_arguments
 
@@ -126,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(
         "demo", "run simulators, receivers and the bridge; show deliveries", _cmd_demo
     )
-    demo.add_argument("--duration", type=float, default=0.0, help="run S seconds in all, then stop")
+    demo.add_argument(
+        "--duration", type=non_negative_s, default=0.0, help="run S seconds in all, then stop"
+    )
     dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
@@ -136,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         "healthcheck", "probe the running bridge's /healthz (exit 0 ok, 1 not)", _cmd_healthcheck
     )
     health.add_argument("--ready", action="store_true", help="probe /readyz instead")
-    health.add_argument("--timeout-s", type=float, default=3.0, help="give up after S seconds")
+    health.add_argument("--timeout-s", type=positive_s, default=3.0, help="give up after S seconds")
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
     add_simulator_arguments(sim)

@@ -145,6 +145,10 @@ async def test_dlq_list_empty(tmp_path: Path) -> None:
         (["run", "--nope"], "unrecognized arguments: --nope"),
         (["dlq", "frob"], "invalid choice: 'frob'"),
         (["simulate", "--port", "x"], "invalid int value: 'x'"),
+        (["healthcheck", "--timeout-s", "-1"], "must be a number of seconds > 0, not '-1'"),
+        (["healthcheck", "--timeout-s", "0"], "must be a number of seconds > 0, not '0'"),
+        (["demo", "--duration", "-3"], "must be a number of seconds >= 0, not '-3'"),
+        (["simulate", "--hold-s", "nan"], "must be a number of seconds >= 0, not 'nan'"),
     ],
 )
 async def test_usage_error_is_one_line(args: list[str], named: str) -> None:
