@@ -1,11 +1,12 @@
-"""argparse types for durations: a bad value is a one-line usage error, not a traceback."""
+"""argparse types for durations and ports: a bad value is a one-line usage error, not a
+traceback."""
 
 from __future__ import annotations
 
 import argparse
 import math
 
-__all__ = ["non_negative_s", "positive_s"]
+__all__ = ["non_negative_s", "port", "positive_s"]
 
 
 def positive_s(text: str) -> float:
@@ -27,3 +28,10 @@ def _seconds(text: str, *, allow_zero: bool) -> float:
         return value
     bound = ">= 0" if allow_zero else "> 0"
     raise argparse.ArgumentTypeError(f"must be a number of seconds {bound}, not {text!r}")
+
+
+def port(text: str) -> int:
+    """A TCP port, 0..65535 (0: any free one)."""
+    if text.isdigit() and int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"must be a port number 0..65535, not {text!r}")
