@@ -53,7 +53,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from bridge.config import load_config
 
-    config = load_config(args.config)
+    config = load_config(args.config, to_run=True)
     print("\n".join(_summary(config)))
     if args.connect:
         from bridge.checks import check_tenants
@@ -67,7 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bridge.app import run
     from bridge.config import load_config
 
-    return run(load_config(args.config))
+    return run(load_config(args.config, to_run=True))
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

@@ -492,10 +492,16 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         raise ConfigError(key, _reason(first)) from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate a config file (`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml)."""
+def load_config(path: str | os.PathLike[str] | None = None, *, to_run: bool = False) -> Config:
+    """Read and validate a config file (`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml).
+
+    `to_run`: for `run`, `check` and `demo`, which need a tenant to do anything (the `dlq`
+    commands do not)."""
     target = config_path(path)
-    return _anchor_store(parse_config(read_toml(target)), target.resolve().parent)
+    config = _anchor_store(parse_config(read_toml(target)), target.resolve().parent)
+    if to_run and not config.tenants:
+        raise ConfigError("tenants", "at least one [[tenants]] table is required")
+    return config
 
 
 def _anchor_store(config: Config, folder: Path) -> Config:

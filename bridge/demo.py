@@ -247,7 +247,7 @@ async def _show(
 
 def demo(config_path: str | None, duration_s: float = 0.0) -> int:
     """Run the demo until Ctrl-C (or for `duration_s` seconds when > 0)."""
-    config = load_config(config_path)
+    config = load_config(config_path, to_run=True)
     logs.configure("warning", "console")
     asyncio.run(_demo(config, duration_s))
     return 0

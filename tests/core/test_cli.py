@@ -46,7 +46,12 @@ async def _cli(*args: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:  # timed out: never leave a bridge or simulator behind
+            proc.kill()
+            await proc.wait()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -159,3 +164,13 @@ async def test_usage_error_is_one_line(args: list[str], named: str) -> None:
     assert out == ""
     assert len(err.splitlines()) == 1, err
     assert named in err
+
+
+@pytest.mark.parametrize("command", ["check", "run", "demo"])
+async def test_a_config_without_tenants_is_refused(tmp_path: Path, command: str) -> None:
+    """`check`, `run` and `demo` of a config with no tenant say so in one line, exit 2."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[bridge]\nstore = "sqlite:///{tmp_path}/b.db"\n', encoding="utf-8")
+    code, _, err = await _cli(command, "-c", str(path))
+    assert code == 2
+    assert err == "config error: tenants: at least one [[tenants]] table is required\n"
