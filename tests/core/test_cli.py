@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.process import run_cli
 from tests.plugins.sim import ExmailSimFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,23 +36,8 @@ client_secret = "beta-key"
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:  # timed out: never leave a bridge or simulator behind
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    done = await run_cli(*args, cwd=ROOT, timeout_s=60)
+    return done.code, done.out, done.err
 
 
 async def test_check_connect_reports_each_tenant(
