@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import gc
 import signal
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from bridge import logs, metrics
 from bridge.click_token import link_ttl_s, make_signer
@@ -32,6 +33,7 @@ from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.supervise import Supervisor
 from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
@@ -58,13 +60,21 @@ class Runtime:
     pool: Pool
     dispatchers: list[Dispatcher]
     health: Health
+    jobs: dict[str, Supervisor] = field(default_factory=dict)  # the bridge's own tasks
 
     async def problems(self) -> list[str]:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
+        found += [p for p in (self.store.full(),) if p]
         found += [p for p in (d.problem() for d in self.dispatchers) if p]
+        found += [p for p in (j.problem() for j in self.jobs.values()) if p]
         return found
+
+    def supervised(self, name: str, job: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run `job` (which runs until cancelled) as a task restarted whenever it dies."""
+        supervisor = self.jobs[name] = Supervisor(name)
+        return asyncio.create_task(supervisor.run(job, lambda: False), name=name)
 
 
 async def _publish_counts(store: Store, names: list[str]) -> None:
@@ -81,12 +91,17 @@ def _install_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run the bridge until `stop` is set (or SIGTERM/SIGINT)."""
+async def serve(
+    config: Config, stop: asyncio.Event | None = None, listening: asyncio.Event | None = None
+) -> None:
+    """Run the bridge until `stop` is set (or SIGTERM/SIGINT); set `listening` once bound."""
     check_sources(config.tenants)
     stop = stop or asyncio.Event()
     _install_signals(stop)
-    async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
+    async with (
+        open_store(config.bridge, running=True) as store,
+        contextlib.AsyncExitStack() as stack,
+    ):
         session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
         stack.push_async_callback(session.close)
         rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)
@@ -175,16 +190,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         )
         await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))
+        if listening is not None:
+            listening.set()
         await _run_until(stop, runtime)
 
 
 async def _run_until(stop: asyncio.Event, rt: Runtime) -> None:
+    names = [d.name for d in rt.dispatchers]
     tasks = [
-        asyncio.create_task(rt.pool.run(), name="pool"),
-        asyncio.create_task(rt.health.run(), name="health"),
-        asyncio.create_task(
-            _publish_counts(rt.store, [d.name for d in rt.dispatchers]), name="counts"
-        ),
+        rt.supervised("pool", rt.pool.run),
+        rt.supervised("health", rt.health.run),
+        rt.supervised("counts", lambda: _publish_counts(rt.store, names)),
     ]
     deliveries = [asyncio.create_task(d.run(), name=f"dispatch[{d.name}]") for d in rt.dispatchers]
     log.info(

@@ -19,6 +19,7 @@ from bridge.logs import get_logger
 from bridge.sources.base import Source
 from bridge.states import StateBoard
 from bridge.store.base import Store
+from bridge.supervise import crash_fields
 
 __all__ = ["Pool", "rendezvous_owner"]
 
@@ -103,8 +104,8 @@ class Pool:
         while True:
             try:
                 await listener.run(start_delay_s=delay_s)
-            except Exception:  # a bug in one listener must not take the others down
-                log.exception("listener_crashed", tenant=listener.name)
+            except Exception as exc:  # a bug in one listener must not take the others down
+                log.error("listener_crashed", tenant=listener.name, **crash_fields(exc))
                 await asyncio.sleep(max(listener.backoff.next_delay_s(), 1.0))
             delay_s = 0.0
 
@@ -138,5 +139,6 @@ async def _cancel_until_done(tasks: list[asyncio.Task[None]]) -> None:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.5)
     for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("listener_failed_on_stop", task=task.get_name(), error=str(task.exception()))
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("listener_failed_on_stop", task=task.get_name(), **crash_fields(exc))

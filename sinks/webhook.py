@@ -29,6 +29,7 @@ from bridge.config import WebhookSinkConfig
 from bridge.errors import ConfigError, SinkError
 from bridge.events import Event
 from bridge.logs import get_logger
+from bridge.netfail import connection_reason
 from sinks.signing import decode_secret, signed_headers
 
 __all__ = ["CONTENT_TYPE", "WebhookSink", "parse_retry_after"]
@@ -98,8 +99,7 @@ class WebhookSink:
         except TimeoutError as exc:
             raise SinkError(self.name, "timed out", retryable=True) from exc
         except aiohttp.ClientError as exc:
-            reason = f"connection failed: {type(exc).__name__}"
-            raise SinkError(self.name, reason, retryable=True) from exc
+            raise SinkError(self.name, connection_reason(exc), retryable=True) from exc
 
 
 def _key(sink: str, index: int, secret: str) -> bytes:

@@ -26,6 +26,7 @@ from bridge.exmail.shapes import (
     ShapeError,
     UserInfo,
     as_count,
+    as_lifetime_s,
     auth_key_of,
     delta_of,
     push_of,
@@ -269,8 +270,4 @@ def _token_of(obj: Any) -> tuple[str, float]:
     token = obj.get("access_token") if isinstance(obj, dict) else None
     if not isinstance(token, str) or not token:
         raise protocol_error("token", "shape")
-    try:
-        expires_in_s = float(obj.get("expires_in", 86400))
-    except (TypeError, ValueError):
-        expires_in_s = 86400.0
-    return token, max(expires_in_s, 1.0)
+    return token, max(as_lifetime_s(obj.get("expires_in"), 86400.0), 1.0)

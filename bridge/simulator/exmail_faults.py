@@ -22,6 +22,7 @@ class SimSettings:
     token_expires_in_s: int = 7200
     ver_on_listen: bool = True  # a listen with an older Ver gets the current Ver at once
     authkey_field: Literal["auth_key", "authkey", "AuthKey"] = "auth_key"
+    any_mailbox: bool = False  # every address is a mailbox (no mail yet): `simulate`'s open mode
 
 
 @dataclass(slots=True)

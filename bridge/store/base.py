@@ -106,6 +106,9 @@ class Store(PreferenceStore, Protocol):
     async def ping(self) -> None:
         """Raise StoreError unless the store answers."""
 
+    def full(self) -> str | None:
+        """Why writes are refused for want of disk or memory now, or None."""
+
     async def get_version(self, tenant: str) -> str:
         """The tenant's stored version, "0" when none."""
 

@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 
+from bridge.errors import StoreFullError
 from bridge.store import redis_order
 from bridge.store import redis_scripts as lua
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
@@ -50,6 +51,7 @@ from bridge.store.redis_codec import (
 )
 from bridge.store.redis_me import RedisPreferencesMixin
 from bridge.store.redis_sources import RedisSourcesMixin
+from bridge.store.space import SpaceWatch
 from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
 from bridge.store.subscriptions_redis import RedisSubscriptions
 
@@ -75,6 +77,7 @@ class RedisStore(
         self._keys = Keys(prefix)
         self._window_ms = max(ms(dedupe_window_s), 1)
         self._op_timeout_s = op_timeout_s
+        self._space = SpaceWatch()
         retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), 2)
         self._pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=pool_size, timeout=op_timeout_s, retry=retry
@@ -109,8 +112,14 @@ class RedisStore(
         await self._blocking_pool.aclose()
 
     async def _run(self, op: str, call: Awaitable[Any]) -> Any:
-        async with seam(op, self._op_timeout_s):
-            return await call
+        try:
+            async with seam(op, self._op_timeout_s):
+                result = await call
+        except StoreFullError as exc:
+            self._space.refused(op, str(exc))
+            raise
+        self._space.succeeded(op)
+        return result
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts[name]
@@ -119,6 +128,10 @@ class RedisStore(
     async def ping(self) -> None:
         """Raise StoreError unless Redis answers."""
         await self._run("ping", self._redis.ping())
+
+    def full(self) -> str | None:
+        """Why writes are refused for want of memory now, or None."""
+        return self._space.problem()
 
     async def get_version(self, tenant: str) -> str:
         """The tenant's stored version, "0" when none."""
