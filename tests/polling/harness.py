@@ -33,6 +33,7 @@ __all__ = [
     "polling",
     "rounds_done",
     "sim_post",
+    "stop",
     "until",
 ]
 
@@ -129,9 +130,16 @@ async def polling(
         try:
             yield Polling(poller=poller, store=store, board=board, sleeps=sleeps)
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await stop(task)
             await poller.drain()
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel `task` until it ends: like the pool, because a cancellation that lands inside
+    a Redis command can be swallowed below us."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
 
 
 async def drain_events(store: Store, kind: str | None = None) -> list[Event]:

@@ -30,6 +30,7 @@ from tests.polling.harness import (
     polling,
     rounds_done,
     sim_post,
+    stop,
     until,
 )
 
@@ -116,8 +117,7 @@ async def test_polls_are_spread_evenly_over_the_interval(
         )
         task = asyncio.create_task(poller.run())
         await until(lambda: _after(poller, 2))
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop(task)
     step = 40.0 / 4
     first = phase("globex") * step
     # round 1 (reconcile) polls at once and waits out the interval; round 2 is spread
