@@ -42,7 +42,7 @@ async def _hold(session: aiohttp.ClientSession, base: str, token: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _tokens(session: aiohttp.ClientSession, base: str, n: int) -> list[str]:
+async def fetch_tokens(session: aiohttp.ClientSession, base: str, n: int) -> list[str]:
     """A token per tenant, fetched by a few workers (no N coroutines alive at once)."""
     tokens = [""] * n
     todo = iter(range(n))
@@ -63,7 +63,7 @@ async def _run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        tokens = await _tokens(session, args.base, args.tenants)
+        tokens = await fetch_tokens(session, args.base, args.tenants)
         tasks = [asyncio.create_task(_hold(session, args.base, t)) for t in tokens]
         print("floor ready", flush=True)
         with contextlib.suppress(TimeoutError):
