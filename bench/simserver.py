@@ -6,6 +6,7 @@ Same app as `exmail-bridge simulate` (bridge/simulator/exmail.py), and:
 GET  /_bench/connected   {"connected": listens held right now, summed over all tenants,
                           "listen_requests": listen requests so far,
                           "token_requests": token requests so far}
+GET  /_bench/held        {"held": client_ids of the tenants with a listen held right now}
 POST /_bench/drop        cut every held listen at once (a reconnect storm) -> {"dropped": n}
 POST /_bench/mails       {"mails": [{"tenant", "to", "from", "subject", "summary"}, ...]}
                          queue many mails in one call -> {"queued": n}
@@ -37,6 +38,12 @@ async def _connected(request: web.Request) -> web.Response:
         "token_requests": sum(state.token_requests.values()),
     }
     return web.json_response(body)
+
+
+async def _held(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    held = [t.client_id for t in state.tenants.values() if t.listens_connected > 0]
+    return web.json_response({"held": held})
 
 
 async def _mails(request: web.Request) -> web.Response:
@@ -84,6 +91,7 @@ async def _serve(args: argparse.Namespace) -> None:
     app.router.add_get("/_bench/connected", _connected)
     app.router.add_post("/_bench/mails", _mails)
     app.router.add_post("/_bench/drop", _drop)
+    app.router.add_get("/_bench/held", _held)
     app[_HELD] = {}
     app.middlewares.append(_track_listens)
     runner = await start_site(app, host="127.0.0.1", port=args.port)
