@@ -10,10 +10,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-from aiohttp import web
 
 from bridge import logs, metrics
 from bridge.clickthrough import ClickThrough
@@ -22,7 +19,6 @@ from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
-from bridge.http import Health, make_http_app
 from bridge.listener import Listener
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
@@ -30,6 +26,8 @@ from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.web.ops import Health
+from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
 
 __all__ = ["Runtime", "run", "serve"]
@@ -71,18 +69,6 @@ async def _publish_counts(store: Store, names: list[str]) -> None:
             with contextlib.suppress(StoreError):
                 metrics.store_counts(name, await store.backlog(name), await store.dead_count(name))
         await asyncio.sleep(COUNTS_EVERY_S)
-
-
-@contextlib.asynccontextmanager
-async def _http(app: web.Application, listen: str) -> AsyncIterator[None]:
-    host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
-        yield
-    finally:
-        await runner.cleanup()
 
 
 def _install_signals(stop: asyncio.Event) -> None:
@@ -146,8 +132,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         runtime = Runtime(
             config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
         )
-        app = make_http_app(health=health, ready=runtime.problems, open_handler=clicks.handler)
-        await stack.enter_async_context(_http(app, config.bridge.http_listen))
+        listeners = plan_listeners(
+            config.bridge, health=health, ready=runtime.problems, faces=[clicks]
+        )
+        await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)
 
 
@@ -165,6 +153,7 @@ async def _run_until(stop: asyncio.Event, rt: Runtime) -> None:
         tenants=len(rt.config.tenants),
         sinks=[d.name for d in rt.dispatchers],
         http=rt.config.bridge.http_listen,
+        public=rt.config.bridge.public_listen or rt.config.bridge.http_listen,
         store=rt.store.backend,
     )
     await stop.wait()

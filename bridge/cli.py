@@ -18,6 +18,7 @@ def _summary(config: Config) -> list[str]:
     lines = [
         f"store: {config.bridge.store.split('://', 1)[0]}",
         f"http_listen: {config.bridge.http_listen}",
+        f"public_listen: {config.bridge.public_listen or '(shares http_listen)'}",
         f"exmail api_base: {config.exmail.api_base}",
         f"tenants: {len(config.tenants)}",
     ]

@@ -207,6 +207,10 @@ class ClickThrough:
                 self.wecom = sink
                 return
 
+    def routes(self) -> list[web.RouteDef]:
+        """`GET /open/{token}`, for the public listener."""
+        return [web.get("/open/{token}", self.handler)]
+
     async def handler(self, request: web.Request) -> web.StreamResponse:
         """`GET /open/{token}`: verify, (WeCom OAuth), then redirect to the Exmail login."""
         token = request.match_info["token"]

@@ -58,6 +58,9 @@ class BridgeSection(_Model):
     store: str = "sqlite:///./data/bridge.db"
     redis_prefix: str = "exmail-bridge:"
     http_listen: str = "127.0.0.1:9464"
+    # Callbacks, click-through, /v1/ and /me; unset = served on http_listen. Tencent calls
+    # back only on 80, 443 or 8080, so this sits behind the ingress on one of those.
+    public_listen: str | None = None
     public_url: str = "http://127.0.0.1:9464"
     instance_id: str = Field(default_factory=lambda: os.uname().nodename)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -78,9 +81,11 @@ class BridgeSection(_Model):
             raise ValueError("must start with sqlite:///, redis://, rediss:// or unix://")
         return value
 
-    @field_validator("http_listen")
+    @field_validator("http_listen", "public_listen")
     @classmethod
-    def _listen(cls, value: str) -> str:
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:9464")

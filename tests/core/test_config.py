@@ -109,6 +109,7 @@ BAD = [
     (_set("tenants.0.colour", "red"), "tenants[0].colour: unknown key"),
     (_set("bridge.store", "postgres://x"), "bridge.store: must start with sqlite:///"),
     (_set("bridge.http_listen", "9464"), "bridge.http_listen: must be host:port"),
+    (_set("bridge.public_listen", "8080"), "bridge.public_listen: must be host:port"),
     (_set("exmail.listen_hold_s", -1), "exmail.listen_hold_s: Input should be greater than 0"),
     (_set("exmail.api_base", "ftp://x"), "exmail.api_base: must be an http:// or https:// URL"),
     (_set("sinks.0.secret", "plain"), "sinks[0].secret: each secret must look like whsec_"),

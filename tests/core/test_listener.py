@@ -200,17 +200,27 @@ async def test_backoff_grows_then_resets(exmail_sim: ExmailSim, store: Store) ->
     assert all(0 <= d <= cap for d, cap in zip(delays, [1, 2, 4, 4, 4], strict=True))
 
 
+MAIL = events.MAIL_RECEIVED
+
+
 async def test_invalid_token_mid_stream(exmail_sim: ExmailSim, store: Store) -> None:
     """A revoked token (1200) costs exactly one new token request, then mail flows again."""
     async with running(exmail_sim, store) as run:
         await until(lambda: _polled(run, 1))
         tokens = exmail_sim.state.stats(CLIENT_ID)["token_requests"]
         exmail_sim.state.revoke_tokens(CLIENT_ID)
-        exmail_sim.state.send_mail(CLIENT_ID, to="bob@acme.com", sender="a@b.cn")
+        seen: set[str] = set()
 
         async def arrived() -> bool:
-            return any(d.event.type == events.MAIL_RECEIVED for d in await claim_all(store))
+            seen.update(d.event.id for d in await claim_all(store) if d.event.type == MAIL)
+            return len(seen) == len(sent)
 
+        # A listen already held when the token was revoked may still deliver the first mail;
+        # the listen after it must present the revoked token, so by the second mail the
+        # bridge has met 1200 and fetched exactly one new token.
+        sent = [exmail_sim.state.send_mail(CLIENT_ID, to="bob@acme.com", sender="a@b.cn")]
+        await until(arrived)
+        sent.append(exmail_sim.state.send_mail(CLIENT_ID, to="bob@acme.com", sender="c@d.cn"))
         await until(arrived)
         assert exmail_sim.state.stats(CLIENT_ID)["token_requests"] == tokens + 1
 

@@ -1,10 +1,10 @@
-"""The bridge's one HTTP server: /metrics, /healthz, /readyz and the click-through."""
+"""The ops HTTP app: /metrics, /healthz, /readyz (and public routes sharing its port)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from aiohttp import web
@@ -12,11 +12,11 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from bridge.errors import StoreError
 from bridge.metrics import REGISTRY
+from bridge.web.public import Handler, PublicFace
 
-__all__ = ["Health", "make_http_app"]
+__all__ = ["Health", "make_http_app", "make_ops_app"]
 
 ReadyCheck = Callable[[], Awaitable[list[str]]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LAG_LIMIT_S = 5.0
 
 
@@ -50,14 +50,8 @@ def _json(status: int, problems: list[str]) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
-def make_http_app(
-    *, health: Health, ready: ReadyCheck, open_handler: Handler | None = None
-) -> web.Application:
-    """The aiohttp app; `ready` returns the reasons the bridge is not ready."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        problems = health.problems()
-        return _json(503 if problems else 200, problems)
+def make_ops_app(*, health: Health, ready: ReadyCheck) -> web.Application:
+    """The private app: /metrics, /healthz and /readyz (`ready` returns why not ready)."""
 
     async def readyz(_: web.Request) -> web.Response:
         try:
@@ -68,8 +62,26 @@ def make_http_app(
 
     app = web.Application()
     app.router.add_get("/metrics", make_aiohttp_handler(REGISTRY))
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", make_healthz(health))
     app.router.add_get("/readyz", readyz)
-    if open_handler is not None:
-        app.router.add_get("/open/{token}", open_handler)
+    return app
+
+
+def make_healthz(health: Health) -> Handler:
+    """The /healthz handler (also served on the public listener, for the ingress)."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        problems = health.problems()
+        return _json(503 if problems else 200, problems)
+
+    return healthz
+
+
+def make_http_app(
+    *, health: Health, ready: ReadyCheck, faces: Sequence[PublicFace] = ()
+) -> web.Application:
+    """One app for both faces: the ops routes plus every public face's routes."""
+    app = make_ops_app(health=health, ready=ready)
+    for face in faces:
+        app.router.add_routes(face.routes())
     return app
