@@ -29,6 +29,7 @@ from bridge.store.base import Store
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
+from sinks.shared import sink_extras
 
 __all__ = ["Runtime", "run", "serve"]
 
@@ -55,11 +56,7 @@ class Runtime:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
-        found += [
-            f"sink {d.name} failing permanently: {d.permanent_failure}"
-            for d in self.dispatchers
-            if d.permanent_failure
-        ]
+        found += [p for p in (d.problem() for d in self.dispatchers) if p]
         return found
 
 
@@ -94,7 +91,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
         dispatchers = []
         for sink_config in config.sinks:
-            sink = build_sink(sink_config, config=config, link_for=clicks.link_for)
+            extra = sink_extras(sink_config, store)
+            sink = build_sink(sink_config, config=config, link_for=clicks.link_for, **extra)
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(

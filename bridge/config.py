@@ -224,6 +224,14 @@ class WecomSinkConfig(_SinkBase):
 
     _check_url = field_validator("api_base")(classmethod(lambda c, v: _http_url(v)))
 
+    @field_validator("ordered")
+    @classmethod
+    def _unordered(cls, value: bool) -> bool:
+        # Refused, not ignored: docs/delivery.md says why cards cannot promise an order.
+        if value:
+            raise ValueError("is not supported by wecom sinks (cards fold bursts into digests)")
+        return value
+
 
 SinkConfig = Annotated[
     WebhookSinkConfig | MqttSinkConfig | WecomSinkConfig, Field(discriminator="type")

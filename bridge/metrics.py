@@ -182,3 +182,38 @@ def listen_states(counts: dict[str, int]) -> None:
 def tenant_states(counts: dict[str, int]) -> None:
     """Tenants by state."""
     _set_states(TENANTS, counts)
+
+
+DISPATCHER_RESTARTS = Counter(
+    _P + "dispatcher_restarts_total",
+    "Dispatchers restarted by their supervisor after dying, by sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+DISPATCHER_FAILING = Gauge(
+    _P + "dispatcher_failing",
+    "1 while a sink's dispatcher keeps dying (several restarts within 5 minutes).",
+    ["sink"],
+    registry=REGISTRY,
+)
+SINK_INTERNAL_ERRORS = Counter(
+    _P + "sink_internal_errors_total",
+    "Unexpected exceptions from a sink, each turned into a failed attempt, by sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+
+
+def dispatcher_restarted(sink: str) -> None:
+    """The supervisor restarted `sink`'s dispatcher."""
+    DISPATCHER_RESTARTS.labels(sink).inc()
+
+
+def dispatcher_failing(sink: str, failing: bool) -> None:
+    """Whether `sink`'s dispatcher keeps dying."""
+    DISPATCHER_FAILING.labels(sink).set(1 if failing else 0)
+
+
+def sink_internal_error(sink: str) -> None:
+    """A sink raised something other than SinkError."""
+    SINK_INTERNAL_ERRORS.labels(sink).inc()

@@ -22,6 +22,7 @@ Control API (JSON): `POST /_sim/members` `{"userid","email","visible"}`,
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -148,6 +149,8 @@ async def message_send(request: web.Request) -> web.Response:
     for userid in valid:
         sent = Sent(msgid=msgid, msgtype=msgtype, body=dict(doc[msgtype]), at=state.clock())
         state.deliver(userid, sent)
+    if state.answer_delay_s:  # the message went out; only the answer is late
+        await asyncio.sleep(state.answer_delay_s)
     return _reply(0, invaliduser="|".join(invalid).lower(), msgid=msgid)
 
 

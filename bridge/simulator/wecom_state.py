@@ -73,6 +73,7 @@ class WecomState:
     received: dict[str, list[Sent]] = field(default_factory=dict)
     dropped: dict[str, list[Sent]] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
+    answer_delay_s: float = 0.0  # message/send answers this late (after delivering)
     _windows: dict[str, deque[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

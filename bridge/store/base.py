@@ -12,8 +12,18 @@ from dataclasses import dataclass
 from typing import Protocol, Self
 
 from bridge.events import Event
+from bridge.store.budget import Grant, Limits
 
-__all__ = ["CommitResult", "DeadLetter", "Delivery", "Routed", "Store"]
+__all__ = ["HOLD_S", "CommitResult", "DeadLetter", "Delivery", "Routed", "Store", "scan_size"]
+
+# Ordered sinks: a due delivery held behind an earlier one that is itself due (but was not
+# read in this claim) is looked at again this much later, so claims never spin on it.
+HOLD_S = 1.0
+
+
+def scan_size(limit: int) -> int:
+    """How many due deliveries an ordered claim reads to find `limit` it may take."""
+    return max(limit * 4, 64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,31 @@ class Store(Protocol):
     async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
         """Up to `limit` due deliveries for `sink`; each is invisible to other claimers
         for `lease_s` seconds unless acked, rescheduled or dead-lettered before that."""
+
+    async def claim_in_order(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
+        """Like `claim`, for ordered sinks: a delivery is handed out only when no earlier
+        delivery (commit order) of the same mailbox is still waiting for `sink`, or when
+        that one is handed out in the same call (they come back in commit order). A due
+        delivery held back is deferred, without an attempt, to the earlier one's due time.
+        The block is the stored line itself, so it holds across replicas and restarts."""
+
+    async def defer(self, delivery: Delivery, at: float) -> None:
+        """Try the delivery again at unix time `at` without counting an attempt (it was
+        held, not tried). Ignored when the claim was lost, like `retry_at`."""
+
+    async def renew(self, delivery: Delivery, lease_s: float) -> Delivery | None:
+        """Extend the claim to `lease_s` from now. Returns the delivery to use from now on
+        (its `ref` may change), or None when the claim was lost."""
+
+    async def take_budget(self, key: str, want: int, limits: Limits, now: float) -> Grant:
+        """Take `want` slots of `key`'s send budget when they all fit in every (sends,
+        window_s) limit, else one slot when one fits, else none (with the wait until one
+        frees); `now` is unix seconds. Shared by every process on the store."""
+
+    async def advance_mark(self, key: str, value: str, ttl_s: float) -> bool:
+        """Set `key`'s mark to `value` unless the mark is already greater (string order);
+        True when `value` is now the mark. The mark is forgotten `ttl_s` after its last
+        advance. Keeps a retained state (an unread count) from going backwards."""
 
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""

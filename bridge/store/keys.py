@@ -52,6 +52,22 @@ class Keys:
         """HASH delivery id -> attempts made so far (absent = 0). No TTL."""
         return f"{self.prefix}attempts:{sink}"
 
+    def line(self, sink: str, mailbox: str) -> str:
+        """ZSET delivery id -> 0 (so it sorts by id, which is commit order): the deliveries
+        of `mailbox` waiting for the ordered `sink`. An id joins when an ordered claim first
+        reads it and leaves on ack or dead letter; Redis drops the key when it empties."""
+        return f"{self.prefix}line:{sink}:{mailbox}"
+
+    def budget(self, key: str) -> str:
+        """ZSET send id -> unix ms of the send, for one budget key (a WeCom member of one
+        app). TTL = the longest window (PEXPIRE on every take)."""
+        return f"{self.prefix}budget:{key}"
+
+    def mark(self, key: str) -> str:
+        """STRING: the newest value published for `key` (an unread count's event time).
+        TTL = the caller's ttl_s, set on every advance."""
+        return f"{self.prefix}mark:{key}"
+
     def dead(self, sink: str) -> str:
         """HASH delivery id -> dead letter JSON (event, attempts, reason, failed_at). No TTL."""
         return f"{self.prefix}dead:{sink}"

@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 
+from bridge.store import redis_order
 from bridge.store import redis_scripts as lua
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
 from bridge.store.keys import Keys
@@ -51,7 +52,7 @@ from bridge.store.redis_codec import (
 __all__ = ["RedisStore"]
 
 
-class RedisStore:
+class RedisStore(redis_order.OrderedOps):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -84,7 +85,10 @@ class RedisStore:
         self._redis = aioredis.Redis(connection_pool=self._pool)
         self._blocking = aioredis.Redis(connection_pool=self._blocking_pool)
         self._scripts = {
-            name: self._redis.register_script(getattr(lua, name)) for name in lua.__all__
+            name: self._redis.register_script(getattr(module, name))
+            for module in (lua, redis_order)
+            for name in module.__all__
+            if name.isupper()
         }
 
     async def __aenter__(self) -> Self:
@@ -165,7 +169,9 @@ class RedisStore:
         """Forget a delivered delivery."""
         k, sink = self._keys, delivery.sink
         ident, _ = split_ref(delivery.ref)
-        await self._script("ACK", [k.due(sink), k.body(sink), k.attempts(sink)], [ident])
+        keys = [k.due(sink), k.body(sink), k.attempts(sink)]
+        keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
+        await self._script("ACK", keys, [ident, ms(time.time())])
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""
@@ -188,6 +194,7 @@ class RedisStore:
             }
         )
         keys = [k.due(sink), k.body(sink), k.attempts(sink), k.dead(sink), k.dead_order(sink)]
+        keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
         await self._script("DEAD_LETTER", keys, [ident, token, record, ms(now)])
 
     async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:

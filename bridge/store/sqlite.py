@@ -22,12 +22,15 @@ from typing import Any, Self, TypeVar
 from bridge.errors import StoreError, StoreFullError
 from bridge.events import Event
 from bridge.store import sqlite_ops as ops
-from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
+from bridge.store import sqlite_order
+from bridge.store.base import HOLD_S, CommitResult, DeadLetter, Delivery, Routed, scan_size
+from bridge.store.budget import Grant, Limits
 from bridge.store.sqlite_schema import connect
 
 __all__ = ["SqliteStore"]
 
 _BACKEND = "sqlite"
+_IN_LINE = "@line"  # ref mark of an ordered claim: acking it moves its mailbox's line on
 _PRUNE_EVERY_S = 10.0
 _T = TypeVar("_T")
 
@@ -107,16 +110,47 @@ class SqliteStore:
         """Up to `limit` due deliveries, oldest first, each leased for `lease_s`."""
         now = time.time()
         rows = await self._call("claim", ops.claim, self._db, sink, limit, now, now + lease_s)
-        return [
-            Delivery(
-                sink=sink,
-                event=Event.from_json(row.body),
-                attempt=row.attempt,
-                ref=f"{row.row_id}@{row.claims}",
-                enqueued_at=row.enqueued_at,
-            )
-            for row in rows
-        ]
+        return [_delivery(sink, row) for row in rows]
+
+    async def claim_in_order(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
+        """Up to `limit` due deliveries, each first in its mailbox's line (see sqlite_order)."""
+        now = time.time()
+        rows = await self._call(
+            "claim_in_order",
+            sqlite_order.claim_in_order,
+            self._db,
+            sink,
+            limit,
+            now,
+            now + lease_s,
+            scan_size(limit),
+            HOLD_S,
+        )
+        return [_delivery(sink, row, _IN_LINE) for row in rows]
+
+    async def defer(self, delivery: Delivery, at: float) -> None:
+        """Try the delivery again at unix time `at`, attempts unchanged."""
+        row_id, claims = _split_ref(delivery.ref)
+        if await self._call("defer", sqlite_order.defer, self._db, row_id, claims, at):
+            self._notify({delivery.sink})
+
+    async def renew(self, delivery: Delivery, lease_s: float) -> Delivery | None:
+        """Extend the delivery's claim by `lease_s` from now; None when it was lost."""
+        row_id, claims = _split_ref(delivery.ref)
+        at = time.time() + lease_s
+        kept = await self._call("renew", sqlite_order.defer, self._db, row_id, claims, at)
+        return delivery if kept else None
+
+    async def take_budget(self, key: str, want: int, limits: Limits, now: float) -> Grant:
+        """Take slots of `key`'s send budget, all-or-one (see bridge.store.budget)."""
+        return await self._call(
+            "take_budget", sqlite_order.take_budget, self._db, key, want, limits, now
+        )
+
+    async def advance_mark(self, key: str, value: str, ttl_s: float) -> bool:
+        """Set `key`'s mark to `value` unless it is greater already."""
+        args = (self._db, key, value, time.time(), ttl_s)
+        return await self._call("advance_mark", sqlite_order.advance_mark, *args)
 
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""
@@ -133,6 +167,14 @@ class SqliteStore:
         """Forget a delivered delivery."""
         row_id, _ = _split_ref(delivery.ref)
         await self._call("ack", ops.ack, self._db, row_id)
+        await self._move_line(delivery, row_id)
+
+    async def _move_line(self, delivery: Delivery, row_id: int) -> None:
+        if not delivery.ref.endswith(_IN_LINE):
+            return
+        args = (self._db, delivery.sink, delivery.event.mailbox, row_id, time.time())
+        if await self._call("pull_next", sqlite_order.pull_next, *args):
+            self._notify({delivery.sink})
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""
@@ -144,9 +186,11 @@ class SqliteStore:
         """Move the delivery to the sink's dead letters."""
         row_id, claims = _split_ref(delivery.ref)
         event_id, now = delivery.event.id, time.time()
-        await self._call(
+        moved = await self._call(
             "dead_letter", ops.dead_letter, self._db, row_id, claims, event_id, reason, now
         )
+        if moved:
+            await self._move_line(delivery, row_id)
 
     async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Dead letters, oldest first, of one sink or all."""
@@ -210,5 +254,15 @@ class SqliteStore:
 
 
 def _split_ref(ref: str) -> tuple[int, int]:
-    row_id, _, claims = ref.partition("@")
+    row_id, claims, *_ = ref.split("@")
     return int(row_id), int(claims)
+
+
+def _delivery(sink: str, row: ops.ClaimedRow, mark: str = "") -> Delivery:
+    return Delivery(
+        sink=sink,
+        event=Event.from_json(row.body),
+        attempt=row.attempt,
+        ref=f"{row.row_id}@{row.claims}{mark}",
+        enqueued_at=row.enqueued_at,
+    )
