@@ -11,7 +11,7 @@ __all__ = ["check_tenants"]
 
 
 async def check_tenants(config: Config) -> int:
-    """Print `ok` or the error per tenant; exit code 1 when any failed."""
+    """Print `ok` or the error (with the URL that failed) per tenant; 1 when any failed."""
     failed = 0
     async with make_session(config.exmail, max_connections=8) as session:
         client = ExmailClient(session=session, settings=config.exmail)
@@ -20,7 +20,7 @@ async def check_tenants(config: Config) -> int:
                 await client.fetch_token(tenant)
             except UpstreamError as exc:
                 failed += 1
-                print(f"tenant {tenant.name}: FAILED: {exc}")
+                print(f"tenant {tenant.name}: FAILED: {config.exmail.token_url}: {exc}")
             else:
                 print(f"tenant {tenant.name}: ok (token fetched)")
     print("all tenants ok" if not failed else f"{failed} tenant(s) failed")

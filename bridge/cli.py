@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from bridge import __version__
 from bridge.config import Config, load_config
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, ListenError
 
 __all__ = ["main"]
 
@@ -78,7 +78,11 @@ def _parser() -> argparse.ArgumentParser:
         name: str, helptext: str, fn: Callable[[argparse.Namespace], int]
     ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=helptext)
-        cmd.add_argument("-c", "--config", help="config file (default $EXMAIL_BRIDGE_CONFIG)")
+        cmd.add_argument(
+            "-c",
+            "--config",
+            help="config file (default: $EXMAIL_BRIDGE_CONFIG, else ./config.toml)",
+        )
         cmd.set_defaults(fn=fn)
         return cmd
 
@@ -88,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(
         "demo", "run simulators, receivers and the bridge; show deliveries", _cmd_demo
     )
-    demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
+    demo.add_argument("--duration", type=float, default=0.0, help="run S seconds in all, then stop")
     dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
@@ -109,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.fn(args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except BridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -110,6 +110,9 @@ class ExmailSection(_Model):
     backoff_cap_s: float = Field(default=60.0, gt=0)
     park_s: float = Field(default=900.0, gt=0)
     max_body_bytes: int = Field(default=1 << 20, gt=1024)
+    # user/list answers Ver=0 with every account (~60 B each): 32 MiB fits 100,000 with room.
+    directory_max_body_bytes: int = Field(default=32 << 20, gt=1024)
+    min_poll_interval_s: float = Field(default=1.0, ge=0)
     token_refresh_margin_s: float = Field(default=300.0, ge=0)
 
     _check_urls = field_validator("token_url", "api_base")(classmethod(lambda c, v: _http_url(v)))
@@ -375,4 +378,21 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{target} is not valid TOML: {exc}") from exc
-    return parse_config(data)
+    return _anchor_store(parse_config(data), target.resolve().parent)
+
+
+def _anchor_store(config: Config, folder: Path) -> Config:
+    """A relative `sqlite:///` path is relative to the config file's folder, not the
+    working directory, so `dlq list -c /etc/bridge/config.toml` opens the same database
+    from anywhere. A database that exists only where the working directory put it (before
+    this rule) is still used, so an upgrade never switches to an empty one."""
+    url = config.bridge.store
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return config
+    relative = url.removeprefix("sqlite:///")
+    chosen = folder / relative
+    legacy = Path(relative).resolve()
+    if not chosen.exists() and legacy.exists() and legacy != chosen.resolve():
+        chosen = legacy
+    bridge = config.bridge.model_copy(update={"store": f"sqlite:///{chosen.resolve()}"})
+    return config.model_copy(update={"bridge": bridge})

@@ -139,9 +139,13 @@ async def _inject(config: Config, sim_state: ExmailSimState) -> None:
         await asyncio.sleep(0.7)
 
 
-async def _wait_ready(url: str) -> None:
+async def _wait_ready(url: str, bridge: asyncio.Task[None]) -> None:
+    """Until /readyz answers 200; the bridge's own error if it stopped (a port in use)."""
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
+            if bridge.done():
+                await bridge
+                return
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(f"{url}/readyz") as resp:
                     if resp.status == 200:
@@ -165,39 +169,64 @@ def _wecom_state(config: Config) -> WecomState | None:
 
 async def _demo(config: Config, duration_s: float) -> None:
     stop = asyncio.Event()
+    # --duration counts from the start: set-up and injection are part of it.
+    deadline = asyncio.get_running_loop().time() + duration_s if duration_s else None
     exmail_app = make_exmail_app(settings=SimSettings(hold_s=30))
-    wecom_state = _wecom_state(config)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(_site(exmail_app, _port(config.exmail.api_base)))
-        tasks: list[asyncio.Task[None]] = []
-        watching = asyncio.Event()
-        watching.set()
-        for sink in config.sinks:
-            if isinstance(sink, WebhookSinkConfig):
-                await stack.enter_async_context(_site(_receiver(sink), _port(sink.url)))
-            elif isinstance(sink, MqttSinkConfig):
-                watching.clear()
-                tasks.append(asyncio.create_task(_mqtt_watch(sink, watching), name="demo-mqtt"))
-            elif wecom_state is not None:
-                app = make_wecom_app(wecom_state)
-                await stack.enter_async_context(_site(app, _port(sink.api_base)))
-                tasks.append(asyncio.create_task(_wecom_watch(wecom_state), name="demo-wecom"))
+        tasks, watching = await _receivers(stack, config)
         bridge = asyncio.create_task(serve(config, stop), name="bridge")
-        await _wait_ready(config.bridge.public_url)
-        await asyncio.wait_for(watching.wait(), 15)
-        print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
-        await _inject(config, exmail_app[STATE])
-        await asyncio.sleep(0.5)
-        await _click_first_card()
-        print("\nall mails injected; Ctrl-C to stop", flush=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration_s or None)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await _show(config, exmail_app[STATE], bridge, watching, stop, deadline)
+        except TimeoutError:
+            pass
         stop.set()
         await bridge
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     print("demo stopped", flush=True)
+
+
+async def _receivers(
+    stack: contextlib.AsyncExitStack, config: Config
+) -> tuple[list[asyncio.Task[None]], asyncio.Event]:
+    """Start what receives each sink's deliveries; the watchers' tasks and a ready flag."""
+    wecom_state = _wecom_state(config)
+    tasks: list[asyncio.Task[None]] = []
+    watching = asyncio.Event()
+    watching.set()
+    for sink in config.sinks:
+        if isinstance(sink, WebhookSinkConfig):
+            await stack.enter_async_context(_site(_receiver(sink), _port(sink.url)))
+        elif isinstance(sink, MqttSinkConfig):
+            watching.clear()
+            tasks.append(asyncio.create_task(_mqtt_watch(sink, watching), name="demo-mqtt"))
+        elif wecom_state is not None:
+            app = make_wecom_app(wecom_state)
+            await stack.enter_async_context(_site(app, _port(sink.api_base)))
+            tasks.append(asyncio.create_task(_wecom_watch(wecom_state), name="demo-wecom"))
+    return tasks, watching
+
+
+async def _show(
+    config: Config,
+    sim: ExmailSimState,
+    bridge: asyncio.Task[None],
+    watching: asyncio.Event,
+    stop: asyncio.Event,
+    deadline: float | None,
+) -> None:
+    await _wait_ready(config.bridge.public_url, bridge)
+    await asyncio.wait_for(watching.wait(), 15)
+    print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
+    await _inject(config, sim)
+    await asyncio.sleep(0.5)
+    await _click_first_card()
+    until = "Ctrl-C to stop" if deadline is None else "stopping when --duration is up"
+    print(f"\nall mails injected; {until}", flush=True)
+    await stop.wait()
 
 
 def demo(config_path: str | None, duration_s: float = 0.0) -> int:

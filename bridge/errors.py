@@ -2,6 +2,7 @@
 
     BridgeError
     ├── ConfigError                fatal at start: fix the file (carries ``key``, ``reason``)
+    ├── ListenError                fatal at start: an address cannot be bound (``address``)
     ├── UpstreamError              Exmail or WeCom said no (``provider``, ``endpoint``, ``code``)
     │   ├── CredentialsError       bad client_id/secret: park the tenant, alert
     │   ├── TokenInvalidError      the token was revoked or expired: refresh once, retry
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "CredentialsError",
     "InvalidClickToken",
+    "ListenError",
     "RateLimited",
     "SinkError",
     "StoreError",
@@ -53,6 +55,15 @@ class ConfigError(BridgeError):
         self.key = key
         self.reason = reason
         super().__init__(f"{key}: {reason}" if key else reason)
+
+
+class ListenError(BridgeError):
+    """A server could not listen on ``address`` (in use, not ours): fatal at start."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"cannot listen on {address}: {reason}")
 
 
 class UpstreamError(BridgeError):

@@ -1,23 +1,27 @@
 """One tenant's listen loop: listen → decode → commit → listen again.
 
 Transient failures back off (capped exponential, full jitter, reset after a healthy poll);
-bad credentials park the tenant; a `Ver` push triggers a directory sync whose event is
-committed together with the new version; after every gap the watched mailboxes' unread
-counts are reconciled. A push read from the socket is committed before the next one is
-read; if the store fails, the same commit is retried (with backoff) until it succeeds.
+a poll that ends at once with nothing new is paced (bridge/pacing.py), never a hot loop;
+bad credentials park the tenant; a `Ver` push triggers a directory sync (bridge/directory.py)
+whose event is committed together with the new version, and whose failure never stops
+mail; after every gap the watched mailboxes' unread counts are reconciled. A push read
+from the socket is committed before the next one is read; if the store fails, the same
+commit is retried (with backoff) until it succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 
 from bridge import events, metrics
 from bridge.backoffs import Backoff
+from bridge.bounded import LruDict
 from bridge.config import ExmailSection, TenantConfig
+from bridge.directory import DirectoryDelta, DirectorySync
 from bridge.errors import (
     CredentialsError,
     StoreError,
@@ -28,7 +32,9 @@ from bridge.errors import (
 )
 from bridge.events import Event
 from bridge.exmail.pushes import Heartbeat, MailPush, Push, UnknownPush, UnreadPush, VersionPush
+from bridge.exmail.seam import RETRY_AFTER_CAP_S, label_code
 from bridge.logs import get_logger
+from bridge.pacing import PollPacer
 from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store.base import CommitResult, Routed, Store
@@ -38,25 +44,15 @@ __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 log = get_logger(__name__)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class DirectoryDelta(Protocol):
-    """What `user/list` answers: the new version and who changed."""
-
-    @property
-    def ver(self) -> str: ...
-    @property
-    def added(self) -> Sequence[str]: ...
-    @property
-    def removed(self) -> Sequence[str]: ...
-    @property
-    def modified(self) -> Sequence[str]: ...
+# Unread counts remembered per tenant (for an event's `previous`): the most recent ones.
+# Watched mailboxes are kept apart and never forgotten (reconcile needs their baseline).
+UNREAD_MEMORY = 1000
 
 
 class Upstream(Protocol):
     """The part of the Exmail client a listener uses."""
 
-    def listen(self, tenant: TenantConfig, ver: str) -> AsyncIterator[Push]: ...
+    def listen(self, tenant: TenantConfig, ver: str) -> AsyncGenerator[Push, None]: ...
     async def user_list(self, tenant: TenantConfig, ver: str) -> DirectoryDelta: ...
     async def newcount(self, tenant: TenantConfig, mailbox: str) -> int: ...
 
@@ -66,7 +62,7 @@ def _reason(exc: UpstreamError) -> str:
         return "timeout"
     if isinstance(exc, UpstreamProtocolError):
         return "protocol"
-    return exc.code or "unavailable"
+    return label_code(exc.code) if exc.code else "unavailable"
 
 
 class Listener:
@@ -82,6 +78,7 @@ class Listener:
         settings: ExmailSection,
         board: StateBoard,
         sleep: Sleep = asyncio.sleep,
+        unread_memory: int = UNREAD_MEMORY,
     ) -> None:
         self.tenant = tenant
         self._upstream = upstream
@@ -91,11 +88,18 @@ class Listener:
         self._board = board
         self._sleep = sleep
         self.backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
-        self._ver = "0"
-        self._unread: dict[str, int] = {}
+        self._pacer = PollPacer(min_interval_s=settings.min_poll_interval_s, backoff=self.backoff)
+        self._directory = DirectorySync(tenant=tenant, upstream=upstream, settings=settings)
+        self._unread: LruDict[str, int] = LruDict(unread_memory)
+        self._watched: dict[str, int] = {}
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
         self._pending: asyncio.Future[CommitResult] | None = None
+
+    @property
+    def remembered(self) -> int:
+        """How many mailboxes' unread counts are held in memory."""
+        return len(self._unread) + len(self._watched)
 
     @property
     def name(self) -> str:
@@ -107,7 +111,8 @@ class Listener:
         self._board.set(self.name, "starting")
         try:
             await self._sleep(start_delay_s)
-            self._ver = await self._retrying(lambda: self._store.get_version(self.name))
+            stored = await self._retrying(lambda: self._store.get_version(self.name))
+            self._directory.ver = stored
             while True:
                 await self._round()
         finally:
@@ -115,6 +120,8 @@ class Listener:
 
     async def _round(self) -> None:
         try:
+            if self._directory.due():
+                await self._sync_directory()
             await self._poll()
         except CredentialsError as exc:
             await self._park(exc)
@@ -124,40 +131,59 @@ class Listener:
     async def _poll(self) -> None:
         if self._board.get(self.name) != "connected":
             self._board.set(self.name, "connecting")
-        outcome = "empty"
-        async for push in self._upstream.listen(self.tenant, self._ver):
-            self._board.set(self.name, "connected")
-            outcome = await self._handle(push, outcome)
+        outcome, news = "empty", False
+        self._pacer.started()
+        # aclosing: the response is released at once, whatever ends the loop.
+        listen = self._upstream.listen(self.tenant, self._directory.listen_ver)
+        async with contextlib.aclosing(listen) as pushes:
+            async for push in pushes:
+                self._board.set(self.name, "connected")
+                outcome, fresh = await self._handle(push, outcome)
+                news = news or fresh
         self._board.set(self.name, "connected")
         metrics.poll_finished(outcome)
         self.polls += 1
-        self.backoff.reset()
         if self._gap:
             await self._reconcile()
+        await self._pace(news)
 
-    async def _handle(self, push: Push, outcome: str) -> str:
+    async def _pace(self, news: bool) -> None:
+        delay_s = self._pacer.finished(news=news)
+        if delay_s > 0:
+            metrics.reconnect("hollow")
+            log.info("listen_hollow", tenant=self.name, retry_in_s=round(delay_s, 3))
+            await self._sleep(delay_s)
+
+    async def _handle(self, push: Push, outcome: str) -> tuple[str, bool]:
+        """The poll's outcome so far, and whether this push brought something new."""
         match push:
             case Heartbeat():
-                return "heartbeat" if outcome == "empty" else outcome
+                return ("heartbeat" if outcome == "empty" else outcome), False
             case MailPush():
-                await self._on_mail(push)
+                return "push", await self._on_mail(push)
             case UnreadPush():
-                await self._on_unread(push)
+                return "push", await self._on_unread(push)
             case VersionPush():
-                await self._on_version(push)
+                return "push", await self._on_version(push)
             case UnknownPush(keys=keys):
                 log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
-                return outcome
-        return "push"
+        return outcome, False
 
     def _wanted(self, mailbox: str) -> bool:
         return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
 
-    async def _on_mail(self, push: MailPush) -> None:
+    def _remember(self, mailbox: str, count: int) -> int | None:
+        """Note `mailbox`'s unread count; the one noted before."""
+        counts = self._watched if mailbox in self.tenant.watch else self._unread
+        previous = counts.get(mailbox)
+        counts[mailbox] = count
+        return previous
+
+    async def _on_mail(self, push: MailPush) -> bool:
         if push.new_count is not None:
-            self._unread[push.mailbox] = push.new_count
+            self._remember(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
-            return
+            return False
         event = events.mail_received(
             tenant=self.name,
             mailbox=push.mailbox,
@@ -168,13 +194,12 @@ class Listener:
             summary=push.summary,
             unread_count=push.new_count,
         )
-        await self._commit([event])
+        return await self._commit([event])
 
-    async def _on_unread(self, push: UnreadPush) -> None:
-        previous = self._unread.get(push.mailbox)
-        self._unread[push.mailbox] = push.new_count
+    async def _on_unread(self, push: UnreadPush) -> bool:
+        previous = self._remember(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
-            return
+            return False
         event = events.unread_changed(
             tenant=self.name,
             mailbox=push.mailbox,
@@ -182,13 +207,20 @@ class Listener:
             previous=previous,
             reason="push",
         )
-        await self._commit([event])
+        return await self._commit([event])
 
-    async def _on_version(self, push: VersionPush) -> None:
-        if int(push.ver) <= int(self._ver):
-            return  # an old or repeated version: nothing new to sync
-        delta = await self._upstream.user_list(self.tenant, self._ver)
-        new_ver = delta.ver if int(delta.ver) >= int(push.ver) else push.ver
+    async def _on_version(self, push: VersionPush) -> bool:
+        if not self._directory.hear(push.ver):
+            return False  # an old or repeated version: nothing new to sync
+        await self._sync_directory()
+        return True
+
+    async def _sync_directory(self) -> None:
+        """Sync now; a failure is logged and retried later, and mail goes on meanwhile."""
+        fetched = await self._directory.fetch()
+        if fetched is None:
+            return
+        delta, new_ver = fetched
         event = events.directory_changed(
             tenant=self.name,
             version=new_ver,
@@ -197,6 +229,7 @@ class Listener:
             modified=list(delta.modified),
         )
         await self._commit([event], new_ver=new_ver)
+        self._directory.synced(new_ver)
         log.info("directory_synced", tenant=self.name, version=new_ver)
 
     async def _reconcile(self) -> None:
@@ -208,8 +241,7 @@ class Listener:
             except UpstreamRejected as exc:
                 log.warning("reconcile_skipped", tenant=self.name, mailbox=mailbox, error=str(exc))
                 continue
-            previous = self._unread.get(mailbox)
-            self._unread[mailbox] = count
+            previous = self._remember(mailbox, count)
             if previous is not None and count > previous:
                 found.append(
                     events.unread_changed(
@@ -224,12 +256,11 @@ class Listener:
             await self._commit(found)
         self._gap = False
 
-    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> None:
+    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> bool:
+        """Commit `batch` (and the version); True when any event in it was new."""
         routed = self._router.route(batch)
         # Shielded: a shutdown that cancels the listener never cuts a commit in half.
         result = await self._retrying(lambda: self._shielded_commit(routed, new_ver))
-        if new_ver is not None:
-            self._ver = new_ver
         if result.emitted == len(batch):
             for event in batch:
                 metrics.events_committed(event.type)
@@ -238,6 +269,7 @@ class Listener:
         if result.duplicates:
             metrics.events_deduplicated(result.duplicates)
             log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
+        return result.emitted > 0 or new_ver is not None
 
     async def _shielded_commit(self, routed: list[Routed], new_ver: str | None) -> CommitResult:
         pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver))
@@ -269,7 +301,7 @@ class Listener:
         delay = self.backoff.next_delay_s()
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, int | float):
-            delay = max(delay, float(retry_after))
+            delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP_S))
         log.warning(
             "listen_failed",
             tenant=self.name,

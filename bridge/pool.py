@@ -119,9 +119,8 @@ class Pool:
         names = list(self._tasks)
         await _cancel_until_done(list(self._tasks.values()))
         await asyncio.gather(*(self._listeners[n].drain() for n in names))
-        for name in names:
-            with contextlib.suppress(StoreError):
-                await self._store.release_lease(name, self._owner)
+        with contextlib.suppress(StoreError):  # unreleased leases expire within their TTL
+            await self._store.release_leases(names, self._owner)
         self._tasks.clear()
         self._listeners.clear()
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from bridge.binding import start_tcp_site
+from bridge.errors import ListenError
 from bridge.simulator.exmail_api import STATE, answers, routes
 from bridge.simulator.exmail_control import control_routes
 from bridge.simulator.exmail_faults import Faults, SimSettings
@@ -57,7 +59,11 @@ async def start_site(app: web.Application, *, host: str, port: int) -> web.AppRu
     """
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=4096).start()
+    try:
+        await start_tcp_site(runner, host, port, backlog=4096)
+    except ListenError:
+        await runner.cleanup()
+        raise
     return runner
 
 

@@ -280,7 +280,14 @@ class RedisStore(redis_order.OrderedOps):
 
     async def release_lease(self, tenant: str, owner: str) -> None:
         """Give the lease up, if `owner` holds it."""
-        await self._script("RELEASE_LEASE", [self._keys.lease(tenant)], [owner])
+        await self.release_leases([tenant], owner)
+
+    async def release_leases(self, tenants: Sequence[str], owner: str) -> int:
+        """Give up every lease `owner` holds among `tenants`, in one round trip."""
+        if not tenants:
+            return 0
+        keys = [self._keys.lease(t) for t in tenants]
+        return int(await self._script("RELEASE_LEASE", keys, [owner]))
 
     async def lease_owner(self, tenant: str) -> str | None:
         """Who holds the tenant's lease now, or None."""

@@ -193,7 +193,11 @@ return out
 """
 
 # KEYS: lease.  ARGV: owner.
+# KEYS: the leases to give up; ARGV: owner. Returns how many it held and released.
 RELEASE_LEASE = """#!lua
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then released = released + redis.call('DEL', key) end
+end
+return released
 """

@@ -236,8 +236,14 @@ class SqliteStore:
 
     async def release_lease(self, tenant: str, owner: str) -> None:
         """Forget the lease if `owner` holds it."""
-        if self._leases.get(tenant) == owner:
+        await self.release_leases([tenant], owner)
+
+    async def release_leases(self, tenants: Sequence[str], owner: str) -> int:
+        """Forget each lease `owner` holds among `tenants`; how many."""
+        mine = [t for t in tenants if self._leases.get(t) == owner]
+        for tenant in mine:
             del self._leases[tenant]
+        return len(mine)
 
     async def lease_owner(self, tenant: str) -> str | None:
         """The owner last granted the tenant's lease in this process, or None."""

@@ -30,7 +30,7 @@ def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer
     """The demo delivers every mail to the webhook, MQTT and WeCom, and clicks a card."""
     config = _demo_config(tmp_path, mosquitto_server.url)
     done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "2"],
+        [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "15"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -45,6 +45,7 @@ def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer
     assert "logged in as bob@acme.com" in done.stdout
     assert "BAD SIGNATURE" not in done.stdout
     assert "demo stopped" in done.stdout
+    assert "Ctrl-C" not in done.stdout  # --duration stops it by itself
     assert "demo-key" not in done.stdout + done.stderr
 
 

@@ -68,6 +68,7 @@ async def running(
     *,
     tenant: TenantConfig | None = None,
     settings: ExmailSection | None = None,
+    unread_memory: int = 1000,
 ) -> AsyncIterator[Running]:
     """Run one listener until the block ends."""
     settings = settings or sim.exmail_settings()
@@ -82,6 +83,7 @@ async def running(
             settings=settings,
             board=board,
             sleep=sleeps,
+            unread_memory=unread_memory,
         )
         task = asyncio.create_task(listener.run(), name="listener[test]")
         try:
