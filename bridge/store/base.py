@@ -165,3 +165,13 @@ class Store(Protocol):
 
     async def live_owners(self) -> list[str]:
         """Replicas whose heartbeat has not expired, sorted (for rendezvous hashing)."""
+
+    async def leave(self, owner: str) -> None:
+        """Replica `owner` stops gracefully: forget its heartbeat now and announce it."""
+
+    async def announce(self) -> None:
+        """Tell every replica on the store that membership or lease ownership changed."""
+
+    async def wait_members(self, timeout_s: float) -> None:
+        """Return soon after any replica on the store announces (or leaves), or after
+        `timeout_s`. A hint to rebalance now; a missed one costs one lease tick."""

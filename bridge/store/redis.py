@@ -48,11 +48,12 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.redis_members import Membership
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(redis_order.OrderedOps):
+class RedisStore(redis_order.OrderedOps, Membership):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -95,6 +96,7 @@ class RedisStore(redis_order.OrderedOps):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.close_feed()
         await self._redis.aclose()
         await self._blocking.aclose()
         await self._pool.aclose()

@@ -49,6 +49,7 @@ class SqliteStore:
         self._next_prune = 0.0
         self._leases: dict[str, str] = {}
         self._replicas: dict[str, float] = {}
+        self._members = asyncio.Event()
 
     async def __aenter__(self) -> Self:
         self._conn = await self._call("open", connect, self._path)
@@ -257,6 +258,22 @@ class SqliteStore:
         """Owners whose heartbeat has not expired."""
         now = time.monotonic()
         return sorted(o for o, until in self._replicas.items() if until > now)
+
+    async def leave(self, owner: str) -> None:
+        """Forget `owner`'s heartbeat and wake membership waiters."""
+        self._replicas.pop(owner, None)
+        self._members.set()
+
+    async def announce(self) -> None:
+        """Wake membership waiters (in this process: the only one on the file)."""
+        self._members.set()
+
+    async def wait_members(self, timeout_s: float) -> None:
+        """Return when membership was announced to change, or after `timeout_s`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._members.wait()
+        self._members.clear()
 
 
 def _split_ref(ref: str) -> tuple[int, int]:
