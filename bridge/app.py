@@ -22,11 +22,12 @@ from bridge.exmail.session import make_session
 from bridge.listener import Listener
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
+from bridge.readiness import ListenReadiness
 from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
-from bridge.web.ops import Health
+from bridge.web.ops import Health, Readiness
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
 from sinks.shared import sink_extras
@@ -52,12 +53,14 @@ class Runtime:
     dispatchers: list[Dispatcher]
     health: Health
 
-    async def problems(self) -> list[str]:
-        """Why the bridge is not ready (empty when it is)."""
+    listens: ListenReadiness
+
+    async def problems(self) -> Readiness:
+        """Why the bridge is not ready (empty when it is), with the tenants' states."""
         await self.store.ping()
-        found = [] if self.pool.started.is_set() else ["listeners not started"]
+        found, tenants = self.listens.check()
         found += [p for p in (d.problem() for d in self.dispatchers) if p]
-        return found
+        return Readiness(problems=found, detail={"tenants": tenants})
 
 
 async def _publish_counts(store: Store, names: list[str]) -> None:
@@ -125,10 +128,16 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             instance_id=config.bridge.instance_id,
             startup_window_s=config.bridge.startup_window_s,
             lease_ttl_s=config.bridge.lease_ttl_s,
+            rate_per_s=config.bridge.upstream_rate_per_s,
         )
         health = Health()
         runtime = Runtime(
-            config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
+            config=config,
+            store=store,
+            pool=pool,
+            dispatchers=dispatchers,
+            health=health,
+            listens=ListenReadiness(pool=pool, board=board),
         )
         listeners = plan_listeners(
             config.bridge, health=health, ready=runtime.problems, faces=[clicks]

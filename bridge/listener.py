@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 
@@ -52,7 +52,9 @@ UNREAD_MEMORY = 1000
 class Upstream(Protocol):
     """The part of the Exmail client a listener uses."""
 
-    def listen(self, tenant: TenantConfig, ver: str) -> AsyncGenerator[Push, None]: ...
+    def listen_batches(self, tenant: TenantConfig, ver: str) -> AsyncGenerator[list[Push], None]:
+        """An empty batch once the listen is held, then the pushes of each socket read."""
+
     async def user_list(self, tenant: TenantConfig, ver: str) -> DirectoryDelta: ...
     async def newcount(self, tenant: TenantConfig, mailbox: str) -> int: ...
 
@@ -134,13 +136,12 @@ class Listener:
         outcome, news = "empty", False
         self._pacer.started()
         # aclosing: the response is released at once, whatever ends the loop.
-        listen = self._upstream.listen(self.tenant, self._directory.listen_ver)
-        async with contextlib.aclosing(listen) as pushes:
-            async for push in pushes:
-                self._board.set(self.name, "connected")
-                outcome, fresh = await self._handle(push, outcome)
+        listen = self._upstream.listen_batches(self.tenant, self._directory.listen_ver)
+        async with contextlib.aclosing(listen) as batches:
+            async for batch in batches:
+                self._board.set(self.name, "connected")  # the first, empty batch: held
+                outcome, fresh = await self._handle_batch(batch, outcome)
                 news = news or fresh
-        self._board.set(self.name, "connected")
         metrics.poll_finished(outcome)
         self.polls += 1
         if self._gap:
@@ -154,20 +155,39 @@ class Listener:
             log.info("listen_hollow", tenant=self.name, retry_in_s=round(delay_s, 3))
             await self._sleep(delay_s)
 
-    async def _handle(self, push: Push, outcome: str) -> tuple[str, bool]:
-        """The poll's outcome so far, and whether this push brought something new."""
-        match push:
-            case Heartbeat():
-                return ("heartbeat" if outcome == "empty" else outcome), False
-            case MailPush():
-                return "push", await self._on_mail(push)
-            case UnreadPush():
-                return "push", await self._on_unread(push)
-            case VersionPush():
-                return "push", await self._on_version(push)
-            case UnknownPush(keys=keys):
-                log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
-        return outcome, False
+    async def _handle_batch(self, batch: Sequence[Push], outcome: str) -> tuple[str, bool]:
+        """Group commit: the events of every push from one socket read go to the store in
+        one transaction, before the next read. A `Ver` push commits what came before it,
+        then syncs the directory. The poll's outcome so far, and whether anything was new."""
+        pending: list[Event] = []
+        news = False
+        for push in batch:
+            match push:
+                case Heartbeat():
+                    outcome = "heartbeat" if outcome == "empty" else outcome
+                case MailPush() | UnreadPush():
+                    outcome = "push"
+                    pending += self._event_of(push)
+                case VersionPush():
+                    outcome = "push"
+                    news = await self._flush(pending) or news
+                    news = await self._on_version(push) or news
+                case UnknownPush(keys=keys):
+                    log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
+        return outcome, await self._flush(pending) or news
+
+    async def _flush(self, pending: list[Event]) -> bool:
+        if not pending:
+            return False
+        committed = await self._commit(pending)
+        pending.clear()
+        return committed
+
+    def _event_of(self, push: MailPush | UnreadPush) -> list[Event]:
+        """The event a push becomes (none for a mailbox outside the tenant's filter)."""
+        if isinstance(push, MailPush):
+            return self._mail_event(push)
+        return self._unread_event(push)
 
     def _wanted(self, mailbox: str) -> bool:
         return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
@@ -179,11 +199,11 @@ class Listener:
         counts[mailbox] = count
         return previous
 
-    async def _on_mail(self, push: MailPush) -> bool:
+    def _mail_event(self, push: MailPush) -> list[Event]:
         if push.new_count is not None:
             self._remember(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
-            return False
+            return []
         event = events.mail_received(
             tenant=self.name,
             mailbox=push.mailbox,
@@ -194,12 +214,12 @@ class Listener:
             summary=push.summary,
             unread_count=push.new_count,
         )
-        return await self._commit([event])
+        return [event]
 
-    async def _on_unread(self, push: UnreadPush) -> bool:
+    def _unread_event(self, push: UnreadPush) -> list[Event]:
         previous = self._remember(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
-            return False
+            return []
         event = events.unread_changed(
             tenant=self.name,
             mailbox=push.mailbox,
@@ -207,7 +227,7 @@ class Listener:
             previous=previous,
             reason="push",
         )
-        return await self._commit([event])
+        return [event]
 
     async def _on_version(self, push: VersionPush) -> bool:
         if not self._directory.hear(push.ver):
@@ -264,7 +284,7 @@ class Listener:
         if result.emitted == len(batch):
             for event in batch:
                 metrics.events_committed(event.type)
-        elif result.emitted:  # a partly duplicate batch: reconcile batches share one type
+        elif result.emitted:  # a partly duplicate batch: counted under its first type
             metrics.events_committed(batch[0].type, result.emitted)
         if result.duplicates:
             metrics.events_deduplicated(result.duplicates)

@@ -67,12 +67,17 @@ class Pool:
         self._lease_ttl_s = lease_ttl_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners: dict[str, Listener] = {}
+        self._stopping = False
         self.started = asyncio.Event()
 
     @property
     def listeners(self) -> dict[str, Listener]:
         """The running listeners by tenant name."""
         return self._listeners
+
+    def has_started(self) -> bool:
+        """Whether the first ownership round has run (the listeners it owns are started)."""
+        return self.started.is_set()
 
     @property
     def owned(self) -> list[str]:
@@ -84,7 +89,7 @@ class Pool:
         self._warn_if_window_too_short()
         with contextlib.suppress(StoreError):  # listen for the others before joining
             await self._store.wait_members(0)
-        while True:
+        while not self._stopping:
             try:
                 await self._rebalance()
                 self.started.set()
@@ -127,7 +132,7 @@ class Pool:
         if gone:
             await self._store.release_leases(gone, self._owner)
         for name in owned:
-            if name not in self._tasks:
+            if name not in self._tasks and not self._stopping:
                 self._start_one(name)
         for name in set(self._tenants) - set(owned):
             self._board.set(name, "not_owned")
@@ -157,6 +162,7 @@ class Pool:
     async def stop(self) -> None:
         """Stop every listener, let in-flight commits finish, release the leases, and tell
         the other replicas at once, so they take the tenants over within a second."""
+        self._stopping = True  # `run` starts nothing more, even if it is still running
         names = list(self._tasks)
         await _cancel_until_done(list(self._tasks.values()))
         await asyncio.gather(*(self._listeners[n].drain() for n in names))
