@@ -47,9 +47,8 @@ async def peers() -> AsyncIterator[Peers]:
 
 
 async def _sink(url: str, concurrency: int) -> WebhookSink:
-    config = WebhookSinkConfig(
-        name="oa", type="webhook", url=url, secret=SECRET_A, concurrency=concurrency
-    )
+    fields = {"name": "oa", "type": "webhook", "url": url, "secret": SECRET_A}
+    config = WebhookSinkConfig.model_validate({**fields, "concurrency": concurrency})
     sink = WebhookSink(config=config)
     await sink.start()
     return sink
