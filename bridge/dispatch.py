@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from bridge import metrics
+from bridge.acks import AckBatcher
 from bridge.claims import HeldClaims
 from bridge.errors import SinkError, StoreError
 from bridge.logs import get_logger
@@ -76,6 +77,8 @@ class Dispatcher:
         self._ordered = ordered
         self._lease_s = lease_s or timeout_s * 3 + 10
         self._claims = HeldClaims(store=store, lease_s=self._lease_s)
+        # Ordered sinks ack one by one: an ack there also moves the mailbox's line on.
+        self._acks = None if ordered else AckBatcher(store=store, claims=self._claims)
         self._stopping = asyncio.Event()
         self._seen_errors: set[str] = set()
         self.supervisor = supervisor or Supervisor(
@@ -246,8 +249,11 @@ class Dispatcher:
         return SinkError(self.name, f"internal error: {kind}", retryable=True)
 
     async def _succeeded(self, item: Delivery, took_s: float) -> None:
-        async with self._claims.current(item) as held:
-            await self._store.ack(held)
+        if self._acks is not None:
+            await self._acks.ack(item)
+        else:
+            async with self._claims.current(item) as held:
+                await self._store.ack(held)
         self.delivered += 1
         self.permanent_failure = None
         metrics.delivery(self.name, "delivered", took_s)

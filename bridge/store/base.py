@@ -119,6 +119,10 @@ class Store(Protocol):
     async def ack(self, delivery: Delivery) -> None:
         """The delivery succeeded: forget it."""
 
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Several deliveries (claimed with `claim`, not `claim_in_order`) succeeded:
+        forget them all in one transaction or one round trip."""
+
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Try the delivery again at unix time `at`, with `attempt + 1`."""
 

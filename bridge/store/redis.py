@@ -175,6 +175,15 @@ class RedisStore(redis_order.OrderedOps, Membership):
         keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
         await self._script("ACK", keys, [ident, ms(time.time())])
 
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget several delivered deliveries in one script call per sink."""
+        by_sink: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            by_sink.setdefault(delivery.sink, []).append(split_ref(delivery.ref)[0])
+        for sink, idents in by_sink.items():
+            keys = [self._keys.due(sink), self._keys.body(sink), self._keys.attempts(sink)]
+            await self._script("ACK_MANY", keys, idents)
+
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""
         k, sink = self._keys, delivery.sink

@@ -170,6 +170,12 @@ class SqliteStore:
         await self._call("ack", ops.ack, self._db, row_id)
         await self._move_line(delivery, row_id)
 
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget several delivered deliveries in one transaction."""
+        if deliveries:
+            row_ids = [_split_ref(d.ref)[0] for d in deliveries]
+            await self._call("ack_many", ops.ack_many, self._db, row_ids)
+
     async def _move_line(self, delivery: Delivery, row_id: int) -> None:
         if not delivery.ref.endswith(_IN_LINE):
             return
