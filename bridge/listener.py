@@ -97,6 +97,7 @@ class Listener:
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
         self._pending: asyncio.Future[CommitResult] | None = None
+        self._held = False  # the current poll's listen was held by the upstream
 
     @property
     def remembered(self) -> int:
@@ -134,11 +135,13 @@ class Listener:
         if self._board.get(self.name) != "connected":
             self._board.set(self.name, "connecting")
         outcome, news = "empty", False
+        self._held = False
         self._pacer.started()
         # aclosing: the response is released at once, whatever ends the loop.
         listen = self._upstream.listen_batches(self.tenant, self._directory.listen_ver)
         async with contextlib.aclosing(listen) as batches:
             async for batch in batches:
+                self._held = True
                 self._board.set(self.name, "connected")  # the first, empty batch: held
                 outcome, fresh = await self._handle_batch(batch, outcome)
                 news = news or fresh
@@ -319,6 +322,11 @@ class Listener:
         self._gap = True
         self._board.set(self.name, "backoff")
         delay = self.backoff.next_delay_s()
+        if self._held and self.backoff.failures == 1:
+            # A held listen that broke (a restart, a load balancer, a reconnect storm):
+            # reconnect at once, paced only by the shared rate budget. A second failure
+            # in a row backs off as usual, so this can never become a hot loop.
+            delay = 0.0
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP_S))
