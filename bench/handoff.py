@@ -7,7 +7,8 @@ two bridges (`python -m bridge.cli run`, replicas `a` and `b`) on the same Redis
 --tenants tenants. Mails go to random tenants at --mail-rate a second the whole time. Once
 the two have split the tenants:
 
-1. replica `a` is stopped gracefully (SIGTERM) and, as in a rolling restart, started again;
+1. replica `a` is stopped gracefully (SIGTERM) and, as in a rolling restart, started again
+   (the watch covers both its leaving and its joining);
 2. replica `b` is SIGKILLed.
 
 During each step the simulator's held listens are read every --poll-s
@@ -36,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from bench import procs
-from bench.configs import BridgeSetup, bridge_toml
+from bench.configs import BridgeSetup, bridge_toml, tenant_name
 from bench.floor import client_id
 from bench.throughput import SECRET, Hooks, receiver
+from bridge.events import event_id
 
 GRACEFUL_TARGET_S = 2.0
 KILL_SLACK_S = 2.0  # SIGKILL gap target: lease_ttl_s + this
@@ -53,6 +55,8 @@ class Bench:
         self.sim = f"http://127.0.0.1:{args.sim_port}"
         self.hooks = Hooks()
         self.sent = 0
+        self.sent_at: dict[str, float] = {}  # event id -> when the mail was injected
+        self.marks: dict[str, float] = {}  # "sigterm", "sigkill" -> when
         self.rng = random.Random(11)
 
     async def held(self) -> set[str]:
@@ -66,8 +70,11 @@ class Bench:
             i = self.rng.randrange(self.args.tenants)
             mail = {"tenant": client_id(i), "to": f"u@t{i:05d}.example", "subject": f"m{self.sent}"}
             async with self.session.post(f"{self.sim}/_sim/mail", json=mail) as resp:
-                resp.raise_for_status()
-            self.sent += 1
+                if resp.status != 404:  # 404: the tenant has not asked for a token yet
+                    resp.raise_for_status()
+                    mail_id = (await resp.json())["mail_id"]
+                    self.sent_at[event_id(tenant_name(i), "mail", mail_id)] = time.monotonic()
+                    self.sent += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1 / self.args.mail_rate)
 
@@ -144,16 +151,19 @@ async def _steps(bench: Bench, tmp: Path, hook_port: int) -> dict[str, Any]:
     try:
         if not await bench.settled(60):
             raise RuntimeError(f"the replicas did not settle:\n{a.tail()}\n{b.tail()}")
-        watch = asyncio.create_task(bench.gaps(args.watch_s))
+        # The watch covers the whole rolling restart: a leaves, and a joins again.
+        watch = asyncio.create_task(bench.gaps(args.watch_s * 2 + 4))
         await asyncio.sleep(args.poll_s * 2)
+        bench.marks["sigterm"] = time.monotonic()
         a.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(a.proc.wait, 30)
+        a = _start(args, tmp, "a", hook_port)
         graceful = _summary(await watch)
-        await asyncio.to_thread(a.stop)
-        a = _start(args, tmp, "a", hook_port)  # the rolling restart brings it back
         if not await bench.settled(60):
             raise RuntimeError(f"the restarted replica did not settle:\n{a.tail()}")
         watch = asyncio.create_task(bench.gaps(args.lease_ttl_s + args.watch_s))
         await asyncio.sleep(args.poll_s * 2)
+        bench.marks["sigkill"] = time.monotonic()
         b.proc.kill()
         killed = _summary(await watch)
         return {"graceful": graceful, "sigkill": killed}
@@ -186,8 +196,18 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                         await bench.hooks.arrival.wait()
         finally:
             await asyncio.to_thread(survivor.stop)
-        delivered = len(bench.hooks.ids.get("0", set()))
-        return {**steps, "mails_sent": bench.sent, "mails_lost": bench.sent - delivered}
+        got = bench.hooks.ids.get("0", set())
+        lost = {
+            ident: {m: round(at - t, 3) for m, t in bench.marks.items()}
+            for ident, at in bench.sent_at.items()
+            if ident not in got
+        }
+        return {
+            **steps,
+            "mails_sent": bench.sent,
+            "mails_lost": len(lost),
+            "lost_sent_after_s": list(lost.values()),  # seconds after each signal
+        }
 
 
 def _report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
