@@ -1,73 +1,50 @@
-"""Batched acks for one dispatcher: the acks that arrive while one store call is in flight
-all go in the next call, so a burst costs one transaction per batch, not one per event.
+"""Batched acks for one dispatcher: acks are handed over without waiting, and one flusher
+sends all that have gathered in one store call, then the ones that came meanwhile.
 
-No ack waits for company: the first one is sent at once, and only the acks that come while
-it is on its way are gathered. When the call fails (or is cancelled) every ack in it fails
-with it; their claims then run out and the deliveries come back (at least once).
+A delivery's slot is free as soon as its send succeeded, so the sink's concurrency goes to
+sends, not to waiting on the store. No ack waits for company: the first is sent at once.
+If a store call fails, its acks are dropped with a log line: their claims run out and the
+deliveries come back (at least once, the promise we keep); `drain()` at stop sends the
+rest before the dispatcher returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from bridge.claims import HeldClaims
 from bridge.errors import StoreError
+from bridge.logs import get_logger
 from bridge.store.base import Delivery, Store
 
 __all__ = ["AckBatcher"]
 
+log = get_logger(__name__)
+
 
 class AckBatcher:
-    """`await ack(item)` returns once `item` is acked in the store (or raises StoreError)."""
+    """`submit(item)` queues an ack; a flusher task sends the queue in batches."""
 
-    def __init__(self, *, store: Store, claims: HeldClaims) -> None:
+    def __init__(self, *, store: Store, sink: str) -> None:
         self._store = store
-        self._claims = claims
-        self._waiting: list[tuple[Delivery, asyncio.Future[None]]] = []
-        self._sending = False
+        self._sink = sink
+        self._waiting: list[Delivery] = []
+        self._flusher: asyncio.Task[None] | None = None
 
-    async def ack(self, item: Delivery) -> None:
-        """Ack `item`, together with whatever other acks are waiting."""
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, done))
-        if not self._sending:
-            await self._send_all()
-        await done
+    def submit(self, item: Delivery) -> None:
+        """Queue the ack of `item` (its send succeeded)."""
+        self._waiting.append(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=f"acks[{self._sink}]")
 
-    async def _send_all(self) -> None:
-        """Send batches until nobody waits; the caller that found the line empty does it."""
-        self._sending = True
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                await self._send(batch)
-        finally:
-            self._sending = False
-            self._fail(self._waiting, "ack batch interrupted")  # only after a cancellation
-            self._waiting = []
+    async def drain(self) -> None:
+        """Wait until every queued ack was sent (or dropped after a store failure)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
 
-    async def _send(self, batch: list[tuple[Delivery, asyncio.Future[None]]]) -> None:
-        try:
-            async with self._claims.current_many([item for item, _ in batch]) as held:
-                await self._store.ack_many(held)
-        except StoreError as exc:
-            self._fail(batch, str(exc), exc)
-            return
-        except BaseException:
-            self._fail(batch, "ack batch interrupted")
-            raise
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
-
-    def _fail(
-        self,
-        batch: list[tuple[Delivery, asyncio.Future[None]]],
-        why: str,
-        exc: StoreError | None = None,
-    ) -> None:
-        error = exc or StoreError(why, backend=self._store.backend, op="ack_many")
-        for _, done in batch:
-            if not done.done():
-                done.set_exception(error)
-                done.exception()  # marked retrieved: a waiter cancelled meanwhile must not warn
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._store.ack_many(batch)
+            except StoreError as exc:
+                log.error("ack_failed", sink=self._sink, count=len(batch), error=str(exc))

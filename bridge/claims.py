@@ -54,12 +54,6 @@ class HeldClaims:
         async with self._lock:
             yield self._held.get(item.ref, item)
 
-    @contextlib.asynccontextmanager
-    async def current_many(self, items: Iterable[Delivery]) -> AsyncIterator[list[Delivery]]:
-        """The newest handles of `items`, kept still while the caller uses them."""
-        async with self._lock:
-            yield [self._held.get(item.ref, item) for item in items]
-
     async def run(self) -> None:
         """Renew every held claim each third of the lease, until cancelled."""
         while True:
