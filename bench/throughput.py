@@ -41,6 +41,7 @@ from aiohttp import web
 from bench import probe, procs
 from bench.configs import BridgeSetup, bridge_toml
 from bench.floor import client_id
+from bench.latency import _bridge_view
 from sinks.signing import verify
 
 SECRET = "whsec_YmVuY2gtc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg=="
@@ -228,7 +229,10 @@ async def _bridge_burst(
             if not probe.wait_for(lambda: probe.http_ok(http_port, "/healthz"), 60.0):
                 raise RuntimeError(f"the bridge did not start:\n{child.tail()}")
             _wait_held(args, child)
-            return await _burst(args, child, hooks, sinks, f"{store}{sinks}")
+            result = await _burst(args, child, hooks, sinks, f"{store}{sinks}")
+            async with aiohttp.ClientSession() as session:
+                result["bridge_metrics"] = await _bridge_view(session, http_port)
+            return result
         finally:
             child.stop()
             _drained(args)
