@@ -23,6 +23,7 @@ from aiohttp import web
 from bridge import logs
 from bridge.app import serve
 from bridge.config import Config, MqttSinkConfig, WebhookSinkConfig, WecomSinkConfig, load_config
+from bridge.demo_api import API_MAILS, api_tenant, register_corp, send_api_mails
 from bridge.simulator.exmail import STATE, make_exmail_app, start_site
 from bridge.simulator.exmail_faults import SimSettings
 from bridge.simulator.exmail_state import ExmailSimState
@@ -116,27 +117,38 @@ async def _wecom_watch(state: WecomState) -> None:
 
 
 async def _click_first_card() -> None:
+    """Open the first card's link as its owner would: WeCom sign-in, then Exmail's login."""
     if not CARD_LINKS:
         return
-    async with aiohttp.ClientSession() as session:
-        async with session.get(CARD_LINKS[0], allow_redirects=False) as first:
-            where = first.headers.get("Location", "")
-        print(f"\nclicking the first card's button: {first.status} → Exmail SSO login", flush=True)
-        if first.status == 302:
-            async with session.get(where, allow_redirects=False) as page:
-                text = re.sub(r"<[^>]+>", " ", await page.text())
-                print(f"  Exmail login page ({page.status}): {' '.join(text.split())[:80]}")
+    hops: list[str] = []
+    async with aiohttp.ClientSession() as session, session.get(CARD_LINKS[0]) as page:
+        hops = [urlsplit(str(r.url)).path for r in page.history]
+        text = re.sub(r"<[^>]+>", " ", await page.text())
+    via = " → ".join(hops) or "-"
+    print(f"\nclicking the first card's button: {via} → Exmail SSO login", flush=True)
+    print(f"  Exmail login page ({page.status}): {' '.join(text.split())[:80]}")
+
+
+def _announce(mailbox: str, subject: str) -> None:
+    print(f"→ mail to {mailbox}: {subject}", flush=True)
 
 
 async def _inject(config: Config, sim_state: ExmailSimState) -> None:
-    client_id = config.tenants[0].client_id
-    for mailbox in {m[0] for m in MAILS} | set(config.tenants[0].watch):
-        sim_state.add_user(client_id, mailbox)
+    legacy = next(t for t in config.tenants if t.protocol == "legacy")
+    for mailbox in {m[0] for m in MAILS} | set(legacy.watch):
+        sim_state.add_user(legacy.client_id, mailbox)
     for mailbox, sender, subject, summary in MAILS:
         SENT_AT[subject] = time.monotonic()
-        print(f"→ mail to {mailbox}: {subject}", flush=True)
-        sim_state.send_mail(client_id, to=mailbox, sender=sender, subject=subject, summary=summary)
+        _announce(mailbox, subject)
+        sim_state.send_mail(
+            legacy.client_id, to=mailbox, sender=sender, subject=subject, summary=summary
+        )
         await asyncio.sleep(0.7)
+    api = api_tenant(config)
+    if api is not None:
+        how = "callbacks" if api.callback_token is not None else "polling"
+        print(f"\n{api.name}: a tenant of the new API ({how}), next to the legacy one", flush=True)
+        await send_api_mails(config.exmail.api_url, api, SENT_AT, _announce)
 
 
 async def _wait_ready(url: str, bridge: asyncio.Task[None]) -> None:
@@ -162,8 +174,9 @@ def _wecom_state(config: Config) -> WecomState | None:
         corp_secret=wecom.corp_secret.get_secret_value(),
         agent_id=wecom.agent_id,
     )
-    for mailbox, _, _, _ in MAILS:
+    for mailbox in [m[0] for m in MAILS] + [m[0] for m in API_MAILS]:
         state.add_member(mailbox.split("@")[0], email=mailbox)
+    state.current_user = MAILS[0][0].split("@")[0]  # who is signed in to WeCom: the card's owner
     return state
 
 
@@ -175,6 +188,9 @@ async def _demo(config: Config, duration_s: float) -> None:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(_site(exmail_app, _port(config.exmail.api_base)))
         tasks, watching = await _receivers(stack, config)
+        api = api_tenant(config)
+        if api is not None:
+            await register_corp(config.exmail.api_url, api, config.bridge.public_url)
         bridge = asyncio.create_task(serve(config, stop), name="bridge")
         try:
             async with asyncio.timeout_at(deadline):

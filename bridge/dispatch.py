@@ -82,10 +82,15 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._seen_errors: set[str] = set()
         self.supervisor = supervisor or Supervisor(
-            f"dispatcher {sink.name}", on_restart=lambda: metrics.dispatcher_restarted(sink.name)
+            f"dispatcher {sink.name}", on_restart=self._restarted
         )
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
+        metrics.dispatcher_created(sink.name)
         self.delivered = 0
+
+    def _restarted(self) -> None:
+        metrics.dispatcher_restarted(self.name)
+        self._dying()
 
     @property
     def name(self) -> str:
@@ -98,8 +103,7 @@ class Dispatcher:
 
     def problem(self) -> str | None:
         """Why this sink's delivery is not healthy, or None."""
-        dying = self.supervisor.problem()
-        metrics.dispatcher_failing(self.name, dying is not None)
+        dying = self._dying()
         if dying is not None:
             return dying
         if self.permanent_failure:
@@ -123,7 +127,13 @@ class Dispatcher:
                 await renewer
             self._claims.clear()  # nobody works on them now: let their leases run out
 
+    def _dying(self) -> str | None:
+        dying = self.supervisor.problem()
+        metrics.dispatcher_failing(self.name, dying is not None)
+        return dying
+
     async def _claim(self, limit: int) -> list[Delivery]:
+        self._dying()  # keeps the gauge current (it clears once the crashes are old)
         claim = self._store.claim_in_order if self._ordered else self._store.claim
         batch = await claim(self.name, limit=limit, lease_s=self._lease_s)
         self._claims.hold(batch)

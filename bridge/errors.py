@@ -13,6 +13,7 @@
     │       └── UpstreamProtocolError  undecodable or oversized body, connection reset
     ├── SinkError                  a delivery failed (``sink``, ``retryable``, ``retry_after_s``)
     ├── InvalidClickToken          a click-through link was refused (``reason``): answer 403
+    ├── CallbackRefused            an Exmail callback was refused (``reason``): answer 401/403
     └── StoreError                 the outbox or version store failed (``backend``, ``op``)
         └── StoreFullError         the disk or memory behind the store is full
 
@@ -27,6 +28,7 @@ from typing import Literal
 
 __all__ = [
     "BridgeError",
+    "CallbackRefused",
     "ConfigError",
     "CredentialsError",
     "InvalidClickToken",
@@ -153,6 +155,19 @@ class InvalidClickToken(BridgeError):
     def __init__(self, reason: Literal["malformed", "forged", "expired"]) -> None:
         self.reason = reason
         super().__init__(f"click token {reason}")
+
+
+class CallbackRefused(BridgeError):
+    """A callback failed verification; `reason` names why (a metric label and a log field).
+
+    Reasons: `signature` (forged or missing), `corp` (another CorpID), `stale` (timestamp
+    outside the window), `replay` (signature and nonce seen before), `oversized`,
+    `malformed` (not the envelope, not decryptable).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"callback refused: {reason}")
 
 
 class StoreError(BridgeError):

@@ -4,9 +4,11 @@ Transient failures back off (capped exponential, full jitter, reset after a heal
 a poll that ends at once with nothing new is paced (bridge/pacing.py), never a hot loop;
 bad credentials park the tenant; a `Ver` push triggers a directory sync (bridge/directory.py)
 whose event is committed together with the new version, and whose failure never stops
-mail; after every gap the watched mailboxes' unread counts are reconciled. A push read
-from the socket is committed before the next one is read; if the store fails, the same
-commit is retried (with backoff) until it succeeds.
+mail; after every gap (the start too) the watched mailboxes' unread counts are reconciled
+against the baselines stored with earlier commits. A push read from the socket is
+committed before the next one is read, and every push of one read in one transaction
+(group commit); if the store fails, the same commit is retried (with backoff) until it
+succeeds (bridge/sources/commit.py). A held listen that breaks reconnects at once, once.
 """
 
 from __future__ import annotations
@@ -15,16 +17,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from bridge import events, metrics
+from bridge import baselines, events, metrics
 from bridge.backoffs import Backoff
-from bridge.bounded import LruDict
 from bridge.config import ExmailSection, TenantConfig
 from bridge.directory import DirectoryDelta, DirectorySync
 from bridge.errors import (
     CredentialsError,
-    StoreError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRejected,
@@ -36,17 +36,16 @@ from bridge.exmail.seam import RETRY_AFTER_CAP_S, label_code
 from bridge.logs import get_logger
 from bridge.pacing import PollPacer
 from bridge.routing import Router
+from bridge.sources.commit import Committer
+from bridge.sources.pending import Pending
 from bridge.states import StateBoard
-from bridge.store.base import CommitResult, Routed, Store
+from bridge.store.base import Store
+from bridge.unread import UNREAD_MEMORY, UnreadMemory
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-# Unread counts remembered per tenant (for an event's `previous`): the most recent ones.
-# Watched mailboxes are kept apart and never forgotten (reconcile needs their baseline).
-UNREAD_MEMORY = 1000
 
 
 class Upstream(Protocol):
@@ -92,17 +91,22 @@ class Listener:
         self.backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
         self._pacer = PollPacer(min_interval_s=settings.min_poll_interval_s, backoff=self.backoff)
         self._directory = DirectorySync(tenant=tenant, upstream=upstream, settings=settings)
-        self._unread: LruDict[str, int] = LruDict(unread_memory)
-        self._watched: dict[str, int] = {}
+        self._unread = UnreadMemory(watch=tenant.watch, max_items=unread_memory)
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
-        self._pending: asyncio.Future[CommitResult] | None = None
         self._held = False  # the current poll's listen was held by the upstream
+        self._committer = Committer(
+            tenant=tenant.name,
+            store=store,
+            router=router,
+            backoff_base_s=settings.backoff_base_s,
+            sleep=sleep,
+        )
 
     @property
     def remembered(self) -> int:
         """How many mailboxes' unread counts are held in memory."""
-        return len(self._unread) + len(self._watched)
+        return len(self._unread)
 
     @property
     def name(self) -> str:
@@ -114,7 +118,7 @@ class Listener:
         self._board.set(self.name, "starting")
         try:
             await self._sleep(start_delay_s)
-            stored = await self._retrying(lambda: self._store.get_version(self.name))
+            stored = await self._committer.retrying(lambda: self._store.get_version(self.name))
             self._directory.ver = stored
             while True:
                 await self._round()
@@ -146,9 +150,9 @@ class Listener:
                 outcome, fresh = await self._handle_batch(batch, outcome)
                 news = news or fresh
         metrics.poll_finished(outcome)
-        self.polls += 1
         if self._gap:
             await self._reconcile()
+        self.polls += 1  # counted once the round is complete, reconcile included
         await self._pace(news)
 
     async def _pace(self, news: bool) -> None:
@@ -162,7 +166,7 @@ class Listener:
         """Group commit: the events of every push from one socket read go to the store in
         one transaction, before the next read. A `Ver` push commits what came before it,
         then syncs the directory. The poll's outcome so far, and whether anything was new."""
-        pending: list[Event] = []
+        pending = Pending()
         news = False
         for push in batch:
             match push:
@@ -170,7 +174,7 @@ class Listener:
                     outcome = "heartbeat" if outcome == "empty" else outcome
                 case MailPush() | UnreadPush():
                     outcome = "push"
-                    pending += self._event_of(push)
+                    self._note(push, pending)
                 case VersionPush():
                     outcome = "push"
                     news = await self._flush(pending) or news
@@ -179,35 +183,30 @@ class Listener:
                     log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
         return outcome, await self._flush(pending) or news
 
-    async def _flush(self, pending: list[Event]) -> bool:
-        if not pending:
+    async def _flush(self, pending: Pending) -> bool:
+        if not pending.events:
             return False
-        committed = await self._commit(pending)
+        committed = await self._commit(pending.events, counts=pending.counts)
         pending.clear()
         return committed
-
-    def _event_of(self, push: MailPush | UnreadPush) -> list[Event]:
-        """The event a push becomes (none for a mailbox outside the tenant's filter)."""
-        if isinstance(push, MailPush):
-            return self._mail_event(push)
-        return self._unread_event(push)
 
     def _wanted(self, mailbox: str) -> bool:
         return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
 
-    def _remember(self, mailbox: str, count: int) -> int | None:
-        """Note `mailbox`'s unread count; the one noted before."""
-        counts = self._watched if mailbox in self.tenant.watch else self._unread
-        previous = counts.get(mailbox)
-        counts[mailbox] = count
-        return previous
+    def _note(self, push: MailPush | UnreadPush, pending: Pending) -> None:
+        """Add the event a push becomes (none outside the tenant's mailbox filter)."""
+        if isinstance(push, MailPush):
+            if push.new_count is not None:
+                self._unread.note(push.mailbox, push.new_count)
+            event = self._mail_event(push)
+        else:
+            previous = self._unread.note(push.mailbox, push.new_count)
+            event = self._unread_event(push, previous)
+        if self._wanted(push.mailbox):
+            pending.add(event, self._watched(push.mailbox, push.new_count))
 
-    def _mail_event(self, push: MailPush) -> list[Event]:
-        if push.new_count is not None:
-            self._remember(push.mailbox, push.new_count)
-        if not self._wanted(push.mailbox):
-            return []
-        event = events.mail_received(
+    def _mail_event(self, push: MailPush) -> Event:
+        return events.mail_received(
             tenant=self.name,
             mailbox=push.mailbox,
             mail_id=push.mail_id,
@@ -217,20 +216,15 @@ class Listener:
             summary=push.summary,
             unread_count=push.new_count,
         )
-        return [event]
 
-    def _unread_event(self, push: UnreadPush) -> list[Event]:
-        previous = self._remember(push.mailbox, push.new_count)
-        if not self._wanted(push.mailbox):
-            return []
-        event = events.unread_changed(
+    def _unread_event(self, push: UnreadPush, previous: int | None) -> Event:
+        return events.unread_changed(
             tenant=self.name,
             mailbox=push.mailbox,
             unread_count=push.new_count,
             previous=previous,
             reason="push",
         )
-        return [event]
 
     async def _on_version(self, push: VersionPush) -> bool:
         if not self._directory.hear(push.ver):
@@ -255,66 +249,40 @@ class Listener:
         self._directory.synced(new_ver)
         log.info("directory_synced", tenant=self.name, version=new_ver)
 
+    def _watched(self, mailbox: str, count: int | None) -> dict[str, int]:
+        return baselines.watched_count(self.tenant.watch, mailbox, count)
+
     async def _reconcile(self) -> None:
-        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose."""
-        found: list[Event] = []
-        for mailbox in self.tenant.watch:
+        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose above
+        the stored baseline (so mail that arrived while the bridge was down is announced)."""
+        stored = await self._committer.retrying(lambda: self._store.get_baselines(self.name))
+        counts: dict[str, int] = {}
+        for mailbox in baselines.resolve_watch(self.tenant.watch, stored):
             try:
-                count = await self._upstream.newcount(self.tenant, mailbox)
+                counts[mailbox] = await self._upstream.newcount(self.tenant, mailbox)
             except UpstreamRejected as exc:
                 log.warning("reconcile_skipped", tenant=self.name, mailbox=mailbox, error=str(exc))
-                continue
-            previous = self._remember(mailbox, count)
-            if previous is not None and count > previous:
-                found.append(
-                    events.unread_changed(
-                        tenant=self.name,
-                        mailbox=mailbox,
-                        unread_count=count,
-                        previous=previous,
-                        reason="reconcile",
-                    )
-                )
-        if found:
-            await self._commit(found)
+        for mailbox, count in counts.items():
+            self._unread.note(mailbox, count)
+        found = baselines.unread_rises(self.name, counts, stored, reason="reconcile")
+        if changed := baselines.changed_counts(counts, stored):
+            await self._commit(found, counts=changed)
         self._gap = False
 
-    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> bool:
-        """Commit `batch` (and the version); True when any event in it was new."""
-        routed = self._router.route(batch)
-        # Shielded: a shutdown that cancels the listener never cuts a commit in half.
-        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver))
-        if result.emitted == len(batch):
-            for event in batch:
-                metrics.events_committed(event.type)
-        elif result.emitted:  # a partly duplicate batch: counted under its first type
-            metrics.events_committed(batch[0].type, result.emitted)
-        if result.duplicates:
-            metrics.events_deduplicated(result.duplicates)
-            log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
+    async def _commit(
+        self,
+        batch: list[Event],
+        new_ver: str | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> bool:
+        """Commit `batch` (the version, and `counts`: the watched mailboxes' new unread
+        baselines, stored with the events); True when anything in it was new."""
+        result = await self._committer.commit(batch, new_ver, baselines=counts)
         return result.emitted > 0 or new_ver is not None
-
-    async def _shielded_commit(self, routed: list[Routed], new_ver: str | None) -> CommitResult:
-        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver))
-        self._pending = pending
-        return await asyncio.shield(pending)
 
     async def drain(self) -> None:
         """Wait for a commit that a cancellation left running (shutdown calls this)."""
-        if self._pending is not None and not self._pending.done():
-            with contextlib.suppress(Exception):
-                await self._pending
-
-    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run a store operation until it succeeds: a full disk must not lose a push."""
-        store_backoff = Backoff(base_s=self._settings.backoff_base_s, cap_s=30.0)
-        while True:
-            try:
-                return await op()
-            except StoreError as exc:
-                delay = store_backoff.next_delay_s()
-                log.error("store_failed", tenant=self.name, error=str(exc), retry_in_s=delay)
-                await self._sleep(delay)
+        await self._committer.drain()
 
     async def _back_off(self, exc: UpstreamError) -> None:
         reason = _reason(exc)

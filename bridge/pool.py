@@ -1,4 +1,4 @@
-"""Starts, supervises and stops one listener task per owned tenant.
+"""Starts, supervises and stops one source task (listener, poller, ...) per owned tenant.
 
 Start-up is driven by the shared upstream budget: every owned tenant's listener starts at
 once and waits its turn at the rate limiter (`upstream_rate_per_s`, shared fairly), so 20
@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 
 from bridge.config import TenantConfig
 from bridge.errors import StoreError
-from bridge.listener import Listener
 from bridge.logs import get_logger
+from bridge.sources.base import Source
 from bridge.states import StateBoard
 from bridge.store.base import Store
 
@@ -49,7 +49,7 @@ class Pool:
         self,
         *,
         tenants: Sequence[TenantConfig],
-        make_listener: Callable[[TenantConfig], Listener],
+        make_listener: Callable[[TenantConfig], Source],
         store: Store,
         board: StateBoard,
         instance_id: str,
@@ -66,13 +66,13 @@ class Pool:
         self._rate_per_s = rate_per_s
         self._lease_ttl_s = lease_ttl_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._listeners: dict[str, Listener] = {}
+        self._listeners: dict[str, Source] = {}
         self._stopping = False
         self.started = asyncio.Event()
 
     @property
-    def listeners(self) -> dict[str, Listener]:
-        """The running listeners by tenant name."""
+    def listeners(self) -> dict[str, Source]:
+        """The running sources by tenant name."""
         return self._listeners
 
     def has_started(self) -> bool:
@@ -145,7 +145,7 @@ class Pool:
         task = asyncio.create_task(self._supervise(listener), name=f"listener[{name}]")
         self._tasks[name] = task
 
-    async def _supervise(self, listener: Listener) -> None:
+    async def _supervise(self, listener: Source) -> None:
         while True:
             try:
                 await listener.run()

@@ -36,14 +36,16 @@ from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
 from sinks.wecom_api import WecomApi
 from sinks.wecom_budget import Budget, MemberBudget
-from sinks.wecom_card import Card, MailLine, digest_card, mail_card
+from sinks.wecom_card import MailLine, digest_card, mail_card
 from sinks.wecom_members import MemberDirectory
+from sinks.wecom_notice import is_news, notice
 
 __all__ = ["WecomSink"]
 
 log = get_logger(__name__)
 _Items = list[tuple[int, Event]]  # (index in the batch, event)
 _Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
+Message = tuple[str, dict[str, str]]  # (msgtype, its body)
 
 
 class WecomSink:
@@ -53,7 +55,7 @@ class WecomSink:
         self,
         *,
         config: WecomSinkConfig,
-        link_for: Callable[[Event], str],
+        link_for: Callable[[Event], str | None],
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
         budget: Budget | None = None,
@@ -97,7 +99,7 @@ class WecomSink:
         repeats a card that went out.
         """
         deadline = asyncio.get_running_loop().time() + 2 * self.config.timeout_s
-        mails = [(i, e) for i, e in enumerate(events) if e.type == MAIL_RECEIVED]
+        mails = [(i, e) for i, e in enumerate(events) if self._announces(e)]
         groups, results = await self._group_by_member(mails)
         async with asyncio.TaskGroup() as tasks:
             sends = [
@@ -107,6 +109,11 @@ class WecomSink:
         for send in sends:
             results.update(send.result())
         return [results.get(i) for i in range(len(events))]
+
+    def _announces(self, event: Event) -> bool:
+        if event.type == MAIL_RECEIVED:
+            return True
+        return is_news(event) and self._link_for(event) is None
 
     async def _group_by_member(self, mails: _Items) -> tuple[dict[str, _Items], _Results]:
         by_mailbox: dict[str, _Items] = {}
@@ -144,38 +151,45 @@ class WecomSink:
     async def _send_each(self, userid: str, items: _Items, deadline: float) -> _Results:
         sent: _Results = {}
         for done, (index, event) in enumerate(items):
-            line = MailLine.from_data(event.data)
-            card = mail_card(line, url=self._link_for(event), btntxt=self.config.button_text)
-            failure = await self._send_by(deadline, userid, card)
+            failure = await self._send_by(deadline, userid, self._message([event]))
             if failure is not None:
                 return sent | _all(items[done:], failure)  # later mails would fail the same way
             sent[index] = None
         return sent
 
     async def _send_digest(self, userid: str, items: _Items, deadline: float) -> _Results:
-        lines = [MailLine.from_data(event.data) for _, event in items]
-        newest = items[-1][1]
-        card = digest_card(lines, url=self._link_for(newest), btntxt=self.config.button_text)
         log.info("wecom_digest", sink=self.name, userid=userid, mails=len(items))
-        return _all(items, await self._send_by(deadline, userid, card))
+        message = self._message([event for _, event in items])
+        return _all(items, await self._send_by(deadline, userid, message))
 
-    async def _send_by(self, deadline: float, userid: str, card: Card) -> SinkError | None:
-        """Send one card before `deadline`; the failure, or None when it went out."""
+    def _message(self, events: Sequence[Event]) -> Message:
+        """A textcard for one mail (or a digest of several), or, for a tenant without
+        click-through, a text message without a button that says why."""
+        url = self._link_for(events[-1])
+        if url is None:
+            return "text", notice(events)
+        btntxt = self.config.button_text
+        lines = [MailLine.from_data(event.data) for event in events]
+        card = mail_card(lines[0], url=url, btntxt=btntxt) if len(lines) == 1 else None
+        return "textcard", (card or digest_card(lines, url=url, btntxt=btntxt)).as_json()
+
+    async def _send_by(self, deadline: float, userid: str, message: Message) -> SinkError | None:
+        """Send one message before `deadline`; the failure, or None when it went out."""
         try:
             async with asyncio.timeout_at(deadline):
-                await self._send_card(userid, card)
+                await self._send(userid, *message)
         except SinkError as exc:
             return exc
         except TimeoutError:
             return SinkError(self.name, "batch deadline passed before this card", retryable=True)
         return None
 
-    async def _send_card(self, userid: str, card: Card) -> None:
+    async def _send(self, userid: str, msgtype: str, body: dict[str, str]) -> None:
         payload = {
             "touser": userid,
-            "msgtype": "textcard",
+            "msgtype": msgtype,
             "agentid": self.config.agent_id,
-            "textcard": card.as_json(),
+            msgtype: body,
         }
         try:
             doc = await self.api.send_message(payload)

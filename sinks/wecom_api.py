@@ -28,6 +28,7 @@ from bridge.errors import (
     UpstreamUnavailable,
 )
 from bridge.logs import get_logger
+from bridge.singleflight import SingleFlightCache
 
 __all__ = [
     "CONFIG_ERRCODES",
@@ -115,11 +116,10 @@ class WecomApi:
         self.config = config
         self._session = session
         self._own_session = session is None
-        self._margin_s = refresh_margin_s
-        self._clock = clock
-        self._token = ""
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
+        # one app, one token: the bridge's generic single-flight cache with a single key
+        self._tokens: SingleFlightCache[str, str] = SingleFlightCache(
+            margin_s=refresh_margin_s, clock=clock
+        )
 
     async def start(self) -> None:
         """Open the HTTP session (unless one was passed in)."""
@@ -135,20 +135,13 @@ class WecomApi:
     # the token ---------------------------------------------------------------------
     async def token(self) -> str:
         """A valid access token; fetched once by one caller while the others wait."""
-        if self._token and self._clock() < self._expires_at:
-            return self._token
-        async with self._lock:
-            if self._token and self._clock() < self._expires_at:
-                return self._token
-            await self._fetch_token()
-            return self._token
+        return await self._tokens.get("", self._fetch_token)
 
     def invalidate(self, token: str) -> None:
         """Forget `token` if it is still the cached one (WeCom revoked it)."""
-        if token == self._token:
-            self._token, self._expires_at = "", 0.0
+        self._tokens.invalidate("", token)
 
-    async def _fetch_token(self) -> None:
+    async def _fetch_token(self) -> tuple[str, float]:
         params = {
             "corpid": self.config.corp_id,
             "corpsecret": self.config.corp_secret.get_secret_value(),
@@ -159,10 +152,7 @@ class WecomApi:
             metrics.token_refresh("wecom", False)
             raise
         metrics.token_refresh("wecom", True)
-        expires_in_s = float(doc.get("expires_in") or 7200)
-        margin_s = min(self._margin_s, expires_in_s / 2)
-        self._token = str(doc.get("access_token") or "")
-        self._expires_at = self._clock() + expires_in_s - margin_s
+        return str(doc.get("access_token") or ""), float(doc.get("expires_in") or 7200)
 
     # calls -------------------------------------------------------------------------
     async def call(

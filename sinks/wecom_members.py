@@ -9,14 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
-from sinks.wecom_api import WecomApi
-
-__all__ = ["MemberDirectory"]
+__all__ = ["EmailLookup", "MemberDirectory"]
 
 HIT_TTL_S = 86400.0  # a member's email rarely moves to another member
 MISS_TTL_S = 3600.0  # a new member shows up within an hour
 MAX_ENTRIES = 100_000  # hits and misses; a mail flood to random addresses must not grow it
+
+
+class EmailLookup(Protocol):
+    """`user/get_userid_by_email` of some WeCom app (the sink's, or a wecom-mail tenant's)."""
+
+    async def userid_by_email(self, email: str) -> str | None:
+        """The member's userid, or None when WeCom knows no such member."""
 
 
 class MemberDirectory:
@@ -25,7 +31,7 @@ class MemberDirectory:
     def __init__(
         self,
         *,
-        api: WecomApi,
+        api: EmailLookup,
         users: Mapping[str, str],
         lookup_email: bool,
         clock: Callable[[], float] = time.monotonic,

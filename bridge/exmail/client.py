@@ -108,18 +108,22 @@ class ExmailClient:
         """A one-time login key for `mailbox` (a secret: never log it)."""
         return await self._call(tenant, "mail/authkey", {"alias": mailbox}, auth_key_of)
 
-    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str) -> str:
-        """The one-click login URL for `mailbox` with a key from `authkey()`."""
-        query = urlencode(
-            {
-                "fun": "bizopenssologin",
-                "method": "bizauth",
-                "agent": tenant.client_id,
-                "user": mailbox,
-                "ticket": auth_key,
-            }
-        )
-        return f"{self._settings.effective_login_url}?{query}"
+    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str, mail_id: str = "") -> str:
+        """The one-click login URL for `mailbox` with a key from `authkey()`.
+
+        With `mail_id` it carries `mailid`, which Exmail's SSO document lists for opening
+        the mail a push named; where Exmail ignores it the user lands in the inbox.
+        """
+        fields = {
+            "fun": "bizopenssologin",
+            "method": "bizauth",
+            "agent": tenant.client_id,
+            "user": mailbox,
+            "ticket": auth_key,
+        }
+        if mail_id:
+            fields["mailid"] = mail_id
+        return f"{self._settings.effective_login_url}?{urlencode(fields)}"
 
     async def _call(
         self,

@@ -1,4 +1,5 @@
-"""The store's contract: versions, the outbox per sink, dedupe, dead letters, leases.
+"""The store's contract: versions, the outbox per sink, dedupe, dead letters, leases,
+and what sources remember between runs (unread baselines, the last directory walk).
 
 Both backends (`sqlite`, `redis`) implement `Store` and pass the same contract tests.
 The SQLite store serves one process, so its leases are always granted and its
@@ -7,14 +8,25 @@ membership is this process alone; callers need no special case.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
+
+import orjson
 
 from bridge.events import Event
 from bridge.store.budget import Grant, Limits
 
-__all__ = ["HOLD_S", "CommitResult", "DeadLetter", "Delivery", "Routed", "Store", "scan_size"]
+__all__ = [
+    "HOLD_S",
+    "CommitResult",
+    "DeadLetter",
+    "Delivery",
+    "DirectorySnapshot",
+    "Routed",
+    "Store",
+    "scan_size",
+]
 
 # Ordered sinks: a due delivery held behind an earlier one that is itself due (but was not
 # read in this claim) is looked at again this much later, so claims never spin on it.
@@ -64,6 +76,24 @@ class DeadLetter:
     failed_at: float  # unix seconds
 
 
+@dataclass(frozen=True, slots=True)
+class DirectorySnapshot:
+    """A tenant's directory as its last walk saw it: member -> fingerprint, and a hash of it."""
+
+    version: str
+    members: Mapping[str, str]
+
+    def to_json(self) -> bytes:
+        """The snapshot as JSON bytes, as both stores keep it."""
+        return orjson.dumps({"version": self.version, "members": dict(self.members)})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DirectorySnapshot:
+        """Inverse of `to_json`."""
+        doc = orjson.loads(raw)
+        return cls(version=str(doc["version"]), members=dict(doc["members"]))
+
+
 class Store(Protocol):
     """What the listeners, dispatchers, CLI and HTTP server need from storage."""
 
@@ -79,10 +109,24 @@ class Store(Protocol):
         """The tenant's stored version, "0" when none."""
 
     async def commit(
-        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+        self,
+        tenant: str,
+        routed: Sequence[Routed],
+        new_ver: str | None = None,
+        baselines: Mapping[str, int] | None = None,
     ) -> CommitResult:
         """Atomically: append each event (not seen in the dedupe window) to its sinks'
-        outboxes, remember its id, and advance the version when `new_ver` is given."""
+        outboxes, remember its id, advance the version when `new_ver` is given, and set
+        each mailbox's unread baseline in `baselines` (the events announce the change)."""
+
+    async def get_baselines(self, tenant: str) -> dict[str, int]:
+        """The last unread count committed per mailbox of `tenant` (empty when none)."""
+
+    async def get_directory(self, tenant: str) -> DirectorySnapshot | None:
+        """The tenant's directory as the last walk stored it, or None before the first."""
+
+    async def put_directory(self, tenant: str, snapshot: DirectorySnapshot) -> None:
+        """Replace the tenant's stored directory walk."""
 
     async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
         """Up to `limit` due deliveries for `sink`; each is invisible to other claimers
@@ -179,3 +223,10 @@ class Store(Protocol):
     async def wait_members(self, timeout_s: float) -> None:
         """Return soon after any replica on the store announces (or leaves), or after
         `timeout_s`. A hint to rebalance now; a missed one costs one lease tick."""
+
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired (callback signature+nonce)."""
+
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key for `ttl_s` seconds; return those that were not remembered
+        already (each key's check-and-set is atomic)."""

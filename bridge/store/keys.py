@@ -95,6 +95,19 @@ class Keys:
         now). Nothing is stored."""
         return f"{self.prefix}members"
 
+    def baselines(self, tenant: str) -> str:
+        """HASH mailbox -> last committed unread count (set by commit). No TTL."""
+        return f"{self.prefix}baselines:{tenant}"
+
+    def directory(self, tenant: str) -> str:
+        """STRING JSON {version, members}: the tenant's last directory walk. No TTL."""
+        return f"{self.prefix}directory:{tenant}"
+
+    def nonce(self, key: str) -> str:
+        """STRING "1": a callback's (signature, nonce) key, remembered to refuse replays.
+        TTL = the replay window (SET NX PX)."""
+        return f"{self.prefix}nonce:{key}"
+
     def secret(self, name: str) -> str:
         """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""
         return f"{self.prefix}secret:{name}"

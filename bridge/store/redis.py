@@ -28,7 +28,7 @@ Design (decided here; key layout in `bridge.store.keys`, scripts in `redis_scrip
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Self, cast
 
 import orjson
@@ -49,11 +49,12 @@ from bridge.store.redis_codec import (
     split_ref,
 )
 from bridge.store.redis_members import Membership
+from bridge.store.redis_sources import RedisSourcesMixin
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(redis_order.OrderedOps, Membership):
+class RedisStore(redis_order.OrderedOps, RedisSourcesMixin, Membership):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -120,10 +121,18 @@ class RedisStore(redis_order.OrderedOps, Membership):
         return raw.decode() if raw else "0"
 
     async def commit(
-        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+        self,
+        tenant: str,
+        routed: Sequence[Routed],
+        new_ver: str | None = None,
+        baselines: Mapping[str, int] | None = None,
     ) -> CommitResult:
-        """Append new events to their sinks' outboxes and set the version, atomically."""
+        """Append new events, set the version and the baselines, atomically."""
         keys, args = self._commit_call(tenant, routed, new_ver)
+        keys.append(self._keys.baselines(tenant))
+        args.append(len(baselines or {}))
+        for mailbox, unread in (baselines or {}).items():
+            args += [mailbox, unread]
         emitted, duplicates = await self._script("COMMIT", keys, args)
         return CommitResult(emitted=int(emitted), duplicates=int(duplicates))
 
@@ -318,3 +327,21 @@ class RedisStore(redis_order.OrderedOps, Membership):
         key, now_ms = self._keys.replicas(), ms(time.time())
         raw = await self._run("live_owners", self._redis.zrangebyscore(key, now_ms, "+inf"))
         return sorted(r.decode() for r in raw)
+
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired (one MGET)."""
+        if not keys:
+            return set()
+        names = [self._keys.nonce(k) for k in keys]
+        values = await self._run("nonces_seen", self._redis.mget(names))
+        return {key for key, value in zip(keys, values, strict=True) if value is not None}
+
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key (SET NX PX, one pipeline); those not remembered already."""
+        if not keys:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(self._keys.nonce(key), b"1", nx=True, px=max(ms(ttl_s), 1))
+        done = await self._run("remember_nonces", pipe.execute())
+        return {key for key, ok in zip(keys, done, strict=True) if ok}

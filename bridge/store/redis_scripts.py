@@ -20,9 +20,11 @@ __all__ = [
     "RETRY",
 ]
 
-# KEYS: seq, sinks, version, seen[1..n], then per sink j (1..m): due, body, wake.
+# KEYS: seq, sinks, version, seen[1..n], then per sink j (1..m): due, body, wake;
+#       then the tenant's baselines hash.
 # ARGV: now_ms, window_ms, new_ver ("" = keep), n, m, sink names[1..m],
-#       then per event: json, k, k sink indexes (1-based).
+#       then per event: json, k, k sink indexes (1-based);
+#       then b, and b pairs (mailbox, unread count) for the baselines hash.
 # Returns {emitted, duplicates}.
 COMMIT = """#!lua
 local now, window, ver = ARGV[1], ARGV[2], ARGV[3]
@@ -64,6 +66,10 @@ for s in pairs(woken) do
   redis.call('SADD', KEYS[2], ARGV[5 + s])
 end
 if ver ~= '' then redis.call('SET', KEYS[3], ver) end
+local b = tonumber(ARGV[at] or '0')
+for i = 1, b do
+  redis.call('HSET', KEYS[#KEYS], ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
+end
 return {#fresh, dup}
 """
 
@@ -203,7 +209,6 @@ end
 return out
 """
 
-# KEYS: lease.  ARGV: owner.
 # KEYS: the leases to give up; ARGV: owner. Returns how many it held and released.
 RELEASE_LEASE = """#!lua
 local released = 0

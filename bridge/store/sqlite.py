@@ -14,7 +14,7 @@ import contextlib
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -22,8 +22,16 @@ from typing import Any, Self, TypeVar
 from bridge.errors import StoreError, StoreFullError
 from bridge.events import Event
 from bridge.store import sqlite_ops as ops
-from bridge.store import sqlite_order
-from bridge.store.base import HOLD_S, CommitResult, DeadLetter, Delivery, Routed, scan_size
+from bridge.store import sqlite_order, sqlite_sources
+from bridge.store.base import (
+    HOLD_S,
+    CommitResult,
+    DeadLetter,
+    Delivery,
+    DirectorySnapshot,
+    Routed,
+    scan_size,
+)
 from bridge.store.budget import Grant, Limits
 from bridge.store.sqlite_schema import connect
 
@@ -91,15 +99,19 @@ class SqliteStore:
         return await self._call("get_version", ops.get_version, self._db, tenant) or "0"
 
     async def commit(
-        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+        self,
+        tenant: str,
+        routed: Sequence[Routed],
+        new_ver: str | None = None,
+        baselines: Mapping[str, int] | None = None,
     ) -> CommitResult:
-        """Append new events to their sinks' outboxes and set the version, atomically."""
+        """Append new events, set the version and the baselines, atomically."""
         events = [
             ops.NewEvent(r.event.id, r.event.to_json(), r.event.mailbox, r.sinks) for r in routed
         ]
-        now = time.time()
+        now, counts = time.time(), list((baselines or {}).items())
         emitted, duplicates, sinks = await self._call(
-            "commit", ops.commit, self._db, tenant, events, new_ver, now, self._window_s
+            "commit", ops.commit, self._db, tenant, events, new_ver, now, self._window_s, counts
         )
         self._notify(sinks)
         if now >= self._next_prune:
@@ -229,6 +241,22 @@ class SqliteStore:
         """The secret under `name`, stored from `factory` the first time."""
         return await self._call("get_secret", ops.get_secret, self._db, name, factory)
 
+    async def get_baselines(self, tenant: str) -> dict[str, int]:
+        """The last unread count committed per mailbox of `tenant`."""
+        return await self._call("get_baselines", sqlite_sources.get_baselines, self._db, tenant)
+
+    async def get_directory(self, tenant: str) -> DirectorySnapshot | None:
+        """The tenant's last stored directory walk, or None."""
+        row = await self._call("get_directory", sqlite_sources.get_directory, self._db, tenant)
+        return None if row is None else DirectorySnapshot.from_json(row[1])
+
+    async def put_directory(self, tenant: str, snapshot: DirectorySnapshot) -> None:
+        """Replace the tenant's stored directory walk."""
+        raw = snapshot.to_json()
+        await self._call(
+            "put_directory", sqlite_sources.put_directory, self._db, tenant, snapshot.version, raw
+        )
+
     # One process owns the file: leases are always granted, membership is this process.
 
     async def acquire_leases(self, tenants: Sequence[str], owner: str, ttl_s: float) -> list[str]:
@@ -280,6 +308,17 @@ class SqliteStore:
             async with asyncio.timeout(timeout_s):
                 await self._members.wait()
         self._members.clear()
+
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired."""
+        return await self._call("nonces_seen", ops.nonces_seen, self._db, list(keys), time.time())
+
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key for `ttl_s` seconds; those that were not remembered already."""
+        now = time.time()
+        return await self._call(
+            "remember_nonces", ops.remember_nonces, self._db, list(keys), now, ttl_s
+        )
 
 
 def _split_ref(ref: str) -> tuple[int, int]:

@@ -88,6 +88,31 @@ CREATE TABLE IF NOT EXISTS kv (
     value BLOB NOT NULL
 ) WITHOUT ROWID;
 
+-- The last unread count committed per watched mailbox: sources reconcile against it
+-- after every gap. Written in the same transaction as the events that announce a change.
+CREATE TABLE IF NOT EXISTS baselines (
+    tenant  TEXT    NOT NULL,
+    mailbox TEXT    NOT NULL,
+    unread  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, mailbox)
+) WITHOUT ROWID;
+
+-- Each tenant's last directory walk (new API: no versions upstream, so walks are diffed):
+-- `version` is the walk's content hash, `members` a JSON object member -> fingerprint.
+CREATE TABLE IF NOT EXISTS directories (
+    tenant  TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    members BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- Callbacks' (signature, nonce) keys, remembered to refuse replays; expired rows no longer
+-- count and are pruned on `remember_nonces`.
+CREATE TABLE IF NOT EXISTS nonces (
+    key        TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL    -- unix seconds
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
+
 -- Backlog and dead-letter counts per sink, kept exact by the triggers below, so the
 -- metrics read one row instead of counting a large outbox every few seconds.
 CREATE TABLE IF NOT EXISTS counts (

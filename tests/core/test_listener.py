@@ -275,10 +275,11 @@ async def test_reconcile_after_gap(exmail_sim: ExmailSim, store: Store, rise: bo
     async with running(exmail_sim, store, tenant=tenant) as run:
         await until(lambda: _polled(run, 2))
         await claim_all(store)  # what happened before the gap
+        # The count changes without a push reaching the bridge, then it loses the upstream
+        # for a while: only the reconcile after that gap can notice.
+        exmail_sim.state.tenant(CLIENT_ID).unread["boss@acme.com"] = 7 if rise else 3
         exmail_sim.state.set_faults(http_5xx=1.0, endpoints=frozenset({"listen"}), times=2)
         await until(lambda: _slept(run, 3))
-        # While the bridge is away the count changes without a push reaching it.
-        exmail_sim.state.tenant(CLIENT_ID).unread["boss@acme.com"] = 7 if rise else 3
         await until(lambda: _polled(run, 4))
         found = [d.event for d in await claim_all(store) if d.event.type == events.MAIL_UNREAD]
     reconciled = [e for e in found if e.data["reason"] == "reconcile"]

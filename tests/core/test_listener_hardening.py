@@ -6,6 +6,7 @@ from bridge import events
 from bridge.config import TenantConfig
 from bridge.store.base import Delivery, Store
 from tests.core.test_listener import CLIENT_ID, Running, claim_all, running, until
+from tests.exmail.test_hardening import WAF_PAGE, answering, token_server
 from tests.plugins.sim import ExmailSim
 
 
@@ -130,3 +131,29 @@ async def test_unread_memory_is_bounded_and_keeps_watched(
 
 async def _queue_drained(sim: ExmailSim) -> bool:
     return int(sim.state.stats(CLIENT_ID)["queued"]) == 0
+
+
+async def test_waf_page_at_the_token_endpoint_backs_off(
+    exmail_sim: ExmailSim, store: Store
+) -> None:
+    """A WAF's 403 page where the token should be backs the tenant off; it is not parked."""
+    async with token_server(answering(403, WAF_PAGE, "text/html")) as url:
+        settings = exmail_sim.exmail_settings(token_url=url, park_s=900)
+        async with running(exmail_sim, store, settings=settings) as run:
+            await until(lambda: _slept(run, 4))
+    assert set(run.sleeps.states[1:4]) == {"backoff"}
+    assert all(delay < 900 for delay in run.sleeps.asked[1:4])
+
+
+async def test_retry_after_of_days_waits_an_hour_at_most(
+    exmail_sim: ExmailSim, store: Store
+) -> None:
+    """A 429 asking for ten days parks the tenant's listen for one hour, not ten days."""
+    exmail_sim.state.set_faults(http_429=1.0, retry_after_s=864000, endpoints=["listen"])
+    async with running(exmail_sim, store) as run:
+        await until(lambda: _slept(run, 2))
+    assert run.sleeps.asked[1] == 3600
+
+
+async def _slept(run: Running, n: int) -> bool:
+    return len(run.sleeps.asked) >= n

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.e2e.process import BridgeProcess, run_cli
 from tests.plugins.services import MosquittoServer, free_port, wait_port
@@ -62,11 +63,13 @@ async def _until(check: Any, timeout_s: float = 30.0) -> None:
 
 
 async def test_shipped_config_runs_clean_against_simulate(
-    tmp_path: Path, mosquitto_server: MosquittoServer
+    tmp_path: Path, mosquitto_server: MosquittoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`run` with config.toml against `simulate`: /readyz 200, cards delivered, no dead letter."""
     ports = {p: free_port() for p in ("12211", "12212", "9464", "9480")}
     config = _shipped_config(tmp_path, ports, mosquitto_server.url)
+    # The shipped file leaves http_listen to $EXMAIL_BRIDGE_HTTP_LISTEN (the image sets it).
+    monkeypatch.setenv("EXMAIL_BRIDGE_HTTP_LISTEN", f"127.0.0.1:{ports['9464']}")
     sim = f"http://127.0.0.1:{ports['12211']}"
     wecom = f"http://127.0.0.1:{ports['12212']}"
     elsewhere = tmp_path / "elsewhere"

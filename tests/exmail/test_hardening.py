@@ -36,7 +36,9 @@ async def token_server(handler: Handler) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def _answer(status: int, body: str, content_type: str) -> Handler:
+def answering(status: int, body: str, content_type: str) -> Handler:
+    """A handler that always answers `status` with `body`."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=status, text=body, content_type=content_type)
 
@@ -64,7 +66,7 @@ async def test_token_endpoint_oddities_back_off(
     exmail_sim: ExmailSim, tenant: TenantConfig, status: int, body: str, content_type: str
 ) -> None:
     """A WAF page, a 408 or an unknown error body at the token endpoint is transient."""
-    async with token_server(_answer(status, body, content_type)) as url:
+    async with token_server(answering(status, body, content_type)) as url:
         settings = exmail_sim.exmail_settings(token_url=url)
         with pytest.raises(UpstreamUnavailable):
             await _fetch(settings, tenant)
@@ -78,7 +80,7 @@ async def test_documented_credential_refusals_park(
     exmail_sim: ExmailSim, tenant: TenantConfig, status: int, body: str
 ) -> None:
     """An RFC 6749 credential error (or a bare 401) is a CredentialsError: park the tenant."""
-    async with token_server(_answer(status, body, "application/json")) as url:
+    async with token_server(answering(status, body, "application/json")) as url:
         settings = exmail_sim.exmail_settings(token_url=url)
         with pytest.raises(CredentialsError):
             await _fetch(settings, tenant)
@@ -99,7 +101,7 @@ async def test_free_text_error_codes_are_not_metric_labels(
 ) -> None:
     """An error body's free text is counted as `other`, never as a label value of its own."""
     body = '{"errcode":"x-request-7f3a","error":"Service busy (node 12)"}'
-    async with token_server(_answer(200, body, "application/json")) as url:
+    async with token_server(answering(200, body, "application/json")) as url:
         before = sample("exmail_bridge_upstream_errors_total", endpoint="token", code="other")
         with pytest.raises(UpstreamUnavailable):
             await _fetch(exmail_sim.exmail_settings(token_url=url), tenant)
