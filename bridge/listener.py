@@ -298,7 +298,10 @@ class Listener:
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP_S))
-        log.warning(
+        # A broken held listen that reconnects at once is routine (a storm logs it 10,000
+        # times): info; a failure that backs off is worth a warning.
+        level = log.info if delay == 0.0 else log.warning
+        level(
             "listen_failed",
             tenant=self.name,
             reason=reason,
