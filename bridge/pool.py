@@ -25,6 +25,7 @@ from bridge.config import TenantConfig
 from bridge.errors import StoreError
 from bridge.logs import get_logger
 from bridge.sources.base import Source
+from bridge.startgate import StartGate
 from bridge.states import StateBoard
 from bridge.store.base import Store
 
@@ -68,6 +69,8 @@ class Pool:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners: dict[str, Source] = {}
         self._stopping = False
+        self._gate = StartGate()
+        board.on_settled = self._gate.leave
         self.started = asyncio.Event()
 
     @property
@@ -146,12 +149,17 @@ class Pool:
         self._tasks[name] = task
 
     async def _supervise(self, listener: Source) -> None:
-        while True:
-            try:
-                await listener.run()
-            except Exception:  # a bug in one listener must not take the others down
-                log.exception("listener_crashed", tenant=listener.name)
-                await asyncio.sleep(max(listener.backoff.next_delay_s(), 1.0))
+        await self._gate.enter(listener.name)  # left when it listens or fails (the board)
+        try:
+            while True:
+                try:
+                    await listener.run()
+                except Exception:  # a bug in one listener must not take the others down
+                    log.exception("listener_crashed", tenant=listener.name)
+                    self._gate.leave(listener.name)
+                    await asyncio.sleep(max(listener.backoff.next_delay_s(), 1.0))
+        finally:
+            self._gate.leave(listener.name)
 
     async def _stop_one(self, name: str) -> None:
         task = self._tasks.pop(name)

@@ -8,7 +8,7 @@ it was started: /readyz waits for every owned tenant to be settled.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from bridge import metrics
@@ -36,14 +36,17 @@ class StateBoard:
         self._states: dict[str, TenantState] = {}
         self._counts: Counter[str] = Counter()
         self._settled: set[str] = set()
+        self.on_settled: Callable[[str], None] | None = None  # called once per settling
 
     def set(self, tenant: str, state: TenantState) -> None:
         """Record `tenant`'s new state."""
         old = self._states.get(tenant)
         if old == state:
             return
-        if state in _SETTLED:
+        if state in _SETTLED and tenant not in self._settled:
             self._settled.add(tenant)
+            if self.on_settled is not None:
+                self.on_settled(tenant)
         if old is not None:
             self._counts[old] -= 1
         self._states[tenant] = state

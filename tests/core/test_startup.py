@@ -15,6 +15,7 @@ import orjson
 from bridge.app import serve
 from bridge.config import Config, parse_config
 from bridge.ratelimit import RateLimiter
+from bridge.startgate import StartGate
 from tests.plugins.services import free_port
 from tests.plugins.sim import ExmailSim
 
@@ -139,3 +140,21 @@ async def test_start_order_follows_the_rate_budget(exmail_sim: ExmailSim, tmp_pa
 
 def _patched(owner: type, name: str, value: Any) -> Any:
     return patch.object(owner, name, value)
+
+
+async def test_start_gate_lets_a_bounded_number_start_together() -> None:
+    """The third tenant starts only when one of the first two listens (or fails)."""
+    gate = StartGate(2)
+    await gate.enter("a")
+    await gate.enter("b")
+    third = asyncio.create_task(gate.enter("c"))
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    gate.leave("a")
+    gate.leave("a")  # a second leave of the same tenant frees nothing more
+    async with asyncio.timeout(5):
+        await third
+    fourth = asyncio.create_task(gate.enter("d"))
+    await asyncio.sleep(0.01)
+    assert not fourth.done()
+    fourth.cancel()
