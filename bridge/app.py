@@ -28,6 +28,7 @@ from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
+from bridge.readiness import ListenReadiness
 from bridge.sources import SourceDeps, build_source
 from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
@@ -35,7 +36,7 @@ from bridge.store import open_store
 from bridge.store.base import Store
 from bridge.supervise import Supervisor
 from bridge.web.me_feature import MeFeature
-from bridge.web.ops import Health
+from bridge.web.ops import Health, Readiness
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
 from sinks.shared import sink_extras
@@ -60,16 +61,17 @@ class Runtime:
     pool: Pool
     dispatchers: list[Dispatcher]
     health: Health
+    listens: ListenReadiness
     jobs: dict[str, Supervisor] = field(default_factory=dict)  # the bridge's own tasks
 
-    async def problems(self) -> list[str]:
-        """Why the bridge is not ready (empty when it is)."""
+    async def problems(self) -> Readiness:
+        """Why the bridge is not ready (empty when it is), with the tenants' states."""
         await self.store.ping()
-        found = [] if self.pool.started.is_set() else ["listeners not started"]
+        found, tenants = self.listens.check()
         found += [p for p in (self.store.full(),) if p]
         found += [p for p in (d.problem() for d in self.dispatchers) if p]
         found += [p for p in (j.problem() for j in self.jobs.values()) if p]
-        return found
+        return Readiness(problems=found, detail={"tenants": tenants})
 
     def supervised(self, name: str, job: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """Run `job` (which runs until cancelled) as a task restarted whenever it dies."""
@@ -174,10 +176,16 @@ async def serve(
             instance_id=config.bridge.instance_id,
             startup_window_s=config.bridge.startup_window_s,
             lease_ttl_s=config.bridge.lease_ttl_s,
+            rate_per_s=config.bridge.upstream_rate_per_s,
         )
         health = Health()
         runtime = Runtime(
-            config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
+            config=config,
+            store=store,
+            pool=pool,
+            dispatchers=dispatchers,
+            health=health,
+            listens=ListenReadiness(pool=pool, board=board),
         )
         callbacks = CallbackReceiver(
             tenants=config.tenants, store=store, committer_for=deps.committer

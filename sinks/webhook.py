@@ -39,6 +39,7 @@ log = get_logger(__name__)
 CONTENT_TYPE = "application/cloudevents+json"
 _RETRYABLE = frozenset({408, 429})
 _LOUD = frozenset({401, 403, 404, 410})
+KEEPALIVE_S = 30.0  # an idle pooled connection is closed after this
 
 
 class WebhookSink:
@@ -58,7 +59,14 @@ class WebhookSink:
     async def start(self) -> None:
         """Open the sink's HTTP session (one connection pool per sink)."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._config.verify_tls)
+            # Keep-alive pool sized to the dispatcher's concurrency: every send in flight
+            # reuses a warm connection instead of paying a connect (and TLS) per event.
+            connector = aiohttp.TCPConnector(
+                ssl=self._config.verify_tls,
+                limit=self._config.concurrency,
+                limit_per_host=self._config.concurrency,
+                keepalive_timeout=KEEPALIVE_S,
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout_s),

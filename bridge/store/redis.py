@@ -50,6 +50,7 @@ from bridge.store.redis_codec import (
     split_ref,
 )
 from bridge.store.redis_me import RedisPreferencesMixin
+from bridge.store.redis_members import Membership
 from bridge.store.redis_sources import RedisSourcesMixin
 from bridge.store.space import SpaceWatch
 from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
@@ -59,7 +60,11 @@ __all__ = ["RedisStore"]
 
 
 class RedisStore(
-    RedisPreferencesMixin, redis_order.OrderedOps, RedisSourcesMixin, RedisSubscriptions
+    RedisPreferencesMixin,
+    redis_order.OrderedOps,
+    RedisSourcesMixin,
+    RedisSubscriptions,
+    Membership,
 ):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
@@ -106,6 +111,7 @@ class RedisStore(
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.close_feed()
         await self._redis.aclose()
         await self._blocking.aclose()
         await self._pool.aclose()
@@ -201,6 +207,15 @@ class RedisStore(
         keys = [k.due(sink), k.body(sink), k.attempts(sink)]
         keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
         await self._script("ACK", keys, [ident, ms(time.time())])
+
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget several delivered deliveries in one script call per sink."""
+        by_sink: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            by_sink.setdefault(delivery.sink, []).append(split_ref(delivery.ref)[0])
+        for sink, idents in by_sink.items():
+            keys = [self._keys.due(sink), self._keys.body(sink), self._keys.attempts(sink)]
+            await self._script("ACK_MANY", keys, idents)
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""

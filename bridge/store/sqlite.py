@@ -86,6 +86,7 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         self._leases: dict[str, str] = {}
         self._replicas: dict[str, float] = {}
         self._space = SpaceWatch()
+        self._members = asyncio.Event()
 
     async def __aenter__(self) -> Self:
         if self._exclusive:
@@ -232,6 +233,12 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         await self._call("ack", ops.ack, self._db, row_id)
         await self._move_line(delivery, row_id)
 
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget several delivered deliveries in one transaction."""
+        if deliveries:
+            row_ids = [_split_ref(d.ref)[0] for d in deliveries]
+            await self._call("ack_many", ops.ack_many, self._db, row_ids)
+
     async def _move_line(self, delivery: Delivery, row_id: int) -> None:
         if not delivery.ref.endswith(_IN_LINE):
             return
@@ -336,6 +343,22 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         """Owners whose heartbeat has not expired."""
         now = time.monotonic()
         return sorted(o for o, until in self._replicas.items() if until > now)
+
+    async def leave(self, owner: str) -> None:
+        """Forget `owner`'s heartbeat and wake membership waiters."""
+        self._replicas.pop(owner, None)
+        self._members.set()
+
+    async def announce(self) -> None:
+        """Wake membership waiters (in this process: the only one on the file)."""
+        self._members.set()
+
+    async def wait_members(self, timeout_s: float) -> None:
+        """Return when membership was announced to change, or after `timeout_s`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._members.wait()
+        self._members.clear()
 
     async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
         """Those of `keys` remembered and not yet expired."""

@@ -31,12 +31,12 @@ async def test_a_pool_that_dies_is_restarted(
     rebalance = Pool._rebalance
     calls = 0
 
-    async def crash_once(self: Pool, *, spread: bool) -> None:
+    async def crash_once(self: Pool) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug")
-        await rebalance(self, spread=spread)
+        await rebalance(self)
 
     monkeypatch.setattr(Pool, "_rebalance", crash_once)
     port = free_port()
