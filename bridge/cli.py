@@ -1,4 +1,4 @@
-"""`exmail-bridge`: run, check, simulate, demo, dlq."""
+"""`exmail-bridge`: run, check, simulate, demo, dlq, subscriptions, tokens."""
 
 from __future__ import annotations
 
@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
     dlq.add_argument("--id", help="only this event id")
+
+    from bridge.cli_subscriptions import add_commands
+
+    add_commands(sub, with_config)
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
     from bridge.simulator.serve import add_arguments

@@ -65,6 +65,8 @@ async def post_event(
         return PostOutcome(None, _ms_since(started), "timed out")
     except (aiohttp.ClientError, OSError) as exc:
         return PostOutcome(None, _ms_since(started), f"connection failed: {type(exc).__name__}")
+    except ValueError:  # a URL aiohttp cannot use (bad IDNA host, ...): no request was sent
+        return PostOutcome(None, _ms_since(started), "invalid url")
     error = "" if 200 <= status < 300 else f"HTTP {status}"
     return PostOutcome(status, _ms_since(started), error, retry_after)
 
