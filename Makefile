@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint fmt bench clean
+.PHONY: demo test check lint fmt bench clean lock
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev]"
+	$(BIN)/python -m pip install -q -c requirements.lock --upgrade pip setuptools
+	$(BIN)/python -m pip install -q --no-build-isolation -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,6 +30,14 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/connections.py --tenants 2000 --json
+
+# requirements.lock pins every package for every Python >= 3.11 (markers keep apart what
+# differs, e.g. async-timeout below 3.11.3); the tools of requirements-tools.in included.
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock uv
+	$(BIN)/uv pip compile pyproject.toml requirements-tools.in --all-extras --universal \
+	    --python-version 3.11 --no-emit-package exmail-bridge \
+	    --custom-compile-command "make lock" -q -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -13,22 +13,29 @@ import signal
 from dataclasses import dataclass
 
 from bridge import logs, metrics
-from bridge.clickthrough import ClickThrough
-from bridge.config import Config, TenantConfig
+from bridge.click_token import link_ttl_s, make_signer
+from bridge.clickthrough import ClickThrough, member_checks
+from bridge.clickthrough_logins import only_with_sso
+from bridge.config import Config
 from bridge.delivery.subscriptions_app import subscriptions
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
-from bridge.listener import Listener
+from bridge.exmail_api.callback import CallbackReceiver
+from bridge.exmail_api.client import ApiClient
+from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
+from bridge.sources import SourceDeps, build_source
+from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
+from sinks.shared import sink_extras
 
 __all__ = ["Runtime", "run", "serve"]
 
@@ -55,11 +62,7 @@ class Runtime:
         """Why the bridge is not ready (empty when it is)."""
         await self.store.ping()
         found = [] if self.pool.started.is_set() else ["listeners not started"]
-        found += [
-            f"sink {d.name} failing permanently: {d.permanent_failure}"
-            for d in self.dispatchers
-            if d.permanent_failure
-        ]
+        found += [p for p in (d.problem() for d in self.dispatchers) if p]
         return found
 
 
@@ -79,23 +82,35 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run the bridge until `stop` is set (or SIGTERM/SIGINT)."""
+    check_sources(config.tenants)
     stop = stop or asyncio.Event()
     _install_signals(stop)
     async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
         session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
         stack.push_async_callback(session.close)
-        client = ExmailClient(
-            session=session,
-            settings=config.exmail,
-            rate=RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s),
+        rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)
+        client = ExmailClient(session=session, settings=config.exmail, rate=rate)
+        api = ApiClient(
+            session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
         )
-        clicks = await ClickThrough.create(config=config, store=store, authkeys=client)
+        # Dependency order: the signer, then the sinks (given links naming them), then the
+        # click-through handler (given the WeCom sinks that check who clicks).
+        signer = await make_signer(config, store)
         board = StateBoard()
         subs = await stack.enter_async_context(subscriptions(config, store))
         router = subs.router
         dispatchers = []
         for sink_config in config.sinks:
-            sink = build_sink(sink_config, config=config, link_for=clicks.link_for)
+            extra = sink_extras(sink_config, store)
+            link_for = signer.links_for(
+                sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
+            )
+            sink = build_sink(
+                sink_config,
+                config=config,
+                link_for=only_with_sso(link_for, config.tenants),
+                **extra,
+            )
             await sink.start()
             stack.push_async_callback(sink.aclose)
             dispatchers.append(
@@ -108,21 +123,35 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                     ordered=sink_config.ordered,
                 )
             )
-        clicks.bind_sinks(dispatchers)
+        clicks = ClickThrough(
+            signer=signer,
+            tenants=config.tenants,
+            authkeys=client,
+            checks=member_checks(d.sink for d in dispatchers),
+            without_oauth_ttl_s=config.bridge.click_ttl_without_oauth_s,
+            logins={"api": ApiLogin(api)},
+        )
 
-        def make_listener(tenant: TenantConfig) -> Listener:
-            return Listener(
-                tenant=tenant,
-                upstream=client,
-                store=store,
-                router=router,
+        deps = SourceDeps(
+            config=config,
+            store=store,
+            router=router,
+            board=board,
+            rate=rate,
+            legacy=client,
+            api=api,
+            wecom_mail=ApiClient(
+                session=session,
                 settings=config.exmail,
-                board=board,
-            )
+                base_url=config.exmail.wecom_api_url,
+                provider="wecom",
+                rate=rate,
+            ),
+        )
 
         pool = Pool(
             tenants=config.tenants,
-            make_listener=make_listener,
+            make_listener=lambda tenant: build_source(tenant, deps),
             store=store,
             board=board,
             instance_id=config.bridge.instance_id,
@@ -133,8 +162,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         runtime = Runtime(
             config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
         )
+        callbacks = CallbackReceiver(
+            tenants=config.tenants, store=store, committer_for=deps.committer
+        )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks, subs.face]
+            config.bridge,
+            health=health,
+            ready=runtime.problems,
+            faces=[clicks, callbacks, subs.face],
         )
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)

@@ -1,15 +1,21 @@
-"""`exmail-bridge`: run, check, simulate, demo, dlq, subscriptions, tokens."""
+"""`exmail-bridge`: run, check, healthcheck, simulate, demo, dlq, subscriptions, tokens."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bridge import __version__
-from bridge.config import Config, load_config
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, ListenError
+from bridge.simulator.args import add_arguments as add_simulator_arguments
+
+if TYPE_CHECKING:
+    from bridge.config import Config
+
+# Commands import what they need when they run: `healthcheck` is a container probe, run
+# every few seconds, and must not pay for pydantic, asyncio or aiohttp.
 
 __all__ = ["main"]
 
@@ -22,7 +28,10 @@ def _summary(config: Config) -> list[str]:
         f"exmail api_base: {config.exmail.api_base}",
         f"tenants: {len(config.tenants)}",
     ]
-    lines += [f"  - {t.name} ({t.client_id}, watch {len(t.watch)})" for t in config.tenants]
+    lines += [
+        f"  - {t.name} ({t.protocol}: {t.client_id or t.corp_id}, watch {len(t.watch)})"
+        for t in config.tenants
+    ]
     lines.append(f"sinks: {len(config.sinks)}")
     lines += [f"  - {s.name} ({s.type})" for s in config.sinks]
     lines.append(f"routes: {len(config.routes) or 'none (every event to every sink)'}")
@@ -35,6 +44,10 @@ def _summary(config: Config) -> list[str]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.config import load_config
+
     config = load_config(args.config)
     print("\n".join(_summary(config)))
     if args.connect:
@@ -47,6 +60,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bridge.app import run
+    from bridge.config import load_config
 
     return run(load_config(args.config))
 
@@ -63,7 +77,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo(args.config, args.duration)
 
 
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from bridge.healthcheck import probe
+
+    return probe(args.config, ready=args.ready, timeout_s=args.timeout_s)
+
+
 def _cmd_dlq(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.config import load_config
     from bridge.dlq import dlq
 
     return asyncio.run(dlq(load_config(args.config), args.action, sink=args.sink, id=args.id))
@@ -78,7 +101,11 @@ def _parser() -> argparse.ArgumentParser:
         name: str, helptext: str, fn: Callable[[argparse.Namespace], int]
     ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=helptext)
-        cmd.add_argument("-c", "--config", help="config file (default $EXMAIL_BRIDGE_CONFIG)")
+        cmd.add_argument(
+            "-c",
+            "--config",
+            help="config file (default: $EXMAIL_BRIDGE_CONFIG, else ./config.toml)",
+        )
         cmd.set_defaults(fn=fn)
         return cmd
 
@@ -88,20 +115,24 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(
         "demo", "run simulators, receivers and the bridge; show deliveries", _cmd_demo
     )
-    demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
+    demo.add_argument("--duration", type=float, default=0.0, help="run S seconds in all, then stop")
     dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
     dlq.add_argument("--id", help="only this event id")
 
-    from bridge.cli_subscriptions import add_commands
+    health = with_config(
+        "healthcheck", "probe the running bridge's /healthz (exit 0 ok, 1 not)", _cmd_healthcheck
+    )
+    health.add_argument("--ready", action="store_true", help="probe /readyz instead")
+    health.add_argument("--timeout-s", type=float, default=3.0, help="give up after S seconds")
+
+    from bridge.cli_subscriptions_args import add_commands
 
     add_commands(sub, with_config)
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
-    from bridge.simulator.serve import add_arguments
-
-    add_arguments(sim)
+    add_simulator_arguments(sim)
     sim.set_defaults(fn=_cmd_simulate)
     return parser
 
@@ -113,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.fn(args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except BridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,9 +23,7 @@ from bridge.web.api import spec_of
 from bridge.web.api_http import first_error
 from bridge.web.api_models import SubscriptionIn, TokenIn
 
-__all__ = ["add_commands"]
-
-WithConfig = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
+__all__ = ["run_command"]
 
 
 def _line(sub: Subscription) -> str:
@@ -96,34 +93,8 @@ _ACTIONS = {
 }
 
 
-def _run(action: str) -> Callable[[argparse.Namespace], int]:
-    def command(args: argparse.Namespace) -> int:
-        lines = asyncio.run(_with_service(load_config(args.config), action, args))
-        print("\n".join(lines))
-        return 0
-
-    return command
-
-
-def _subscriptions(args: argparse.Namespace) -> int:
-    return _run(args.action)(args)
-
-
-def add_commands(sub: Any, with_config: WithConfig) -> None:
-    """Add `subscriptions` and `tokens` to the CLI's subcommands."""
-    subs = with_config(
-        "subscriptions", "list, create, delete or rotate subscriptions", _subscriptions
-    )
-    subs.add_argument("action", choices=["list", "create", "delete", "rotate"])
-    subs.add_argument("id", nargs="?", help="subscription id (delete, rotate)")
-    subs.add_argument("--url", help="create: the receiver's URL")
-    subs.add_argument("--event-type", action="append", help="create: event type glob (repeat)")
-    subs.add_argument("--tenant", action="append", help="create: tenant glob (repeat)")
-    subs.add_argument("--mailbox", action="append", help="create: mailbox glob (repeat)")
-    subs.add_argument("--description", default="", help="create: a note")
-    subs.add_argument("--secret", help="create: a whsec_ secret (default: a fresh one)")
-    subs.add_argument("--grace-s", type=int, default=86400, help="rotate: old secret's grace")
-    tokens = with_config("tokens", "create scoped API tokens", _run("token"))
-    tokens.add_argument("action", choices=["create"])
-    tokens.add_argument("--tenant", action="append", required=True, help="tenant (repeat)")
-    tokens.add_argument("--description", default="", help="a note")
+def run_command(action: str, args: argparse.Namespace) -> int:
+    """Run one action against the store of `args.config`; print its lines."""
+    lines = asyncio.run(_with_service(load_config(args.config), action, args))
+    print("\n".join(lines))
+    return 0

@@ -11,7 +11,7 @@ from bridge.config import WecomSinkConfig
 
 __all__ = ["Reason", "forbidden", "oauth_redirect", "redirect", "unavailable"]
 
-Reason = Literal["malformed", "forged", "expired", "tenant", "not_owner", "identity"]
+Reason = Literal["malformed", "forged", "expired", "tenant", "not_owner", "identity", "no_sso"]
 
 
 _PAGES: dict[str, tuple[str, str]] = {
@@ -27,6 +27,10 @@ _PAGES: dict[str, tuple[str, str]] = {
     ),
     "not_owner": ("这封邮件不属于您的邮箱。", "This mail belongs to someone else's mailbox."),
     "identity": ("无法确认您的企业微信身份。", "Your WeCom identity could not be verified."),
+    "no_sso": (
+        "此邮箱不支持一键登录，请在企业微信「邮件」中查看。",
+        "This mailbox offers no one-click sign-in; open it in WeCom's Mail.",
+    ),
     "unavailable": (
         "邮箱暂时无法登录，请稍后再试。",
         "The mailbox cannot be opened right now; try again later.",

@@ -8,8 +8,6 @@ nowhere else.
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,12 +19,23 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from bridge.config_api import ApiSection
+from bridge.config_env import (
+    DEFAULT_HTTP_LISTEN,
+    LISTEN_HINT,
+    config_path,
+    expand,
+    is_listen_address,
+    read_toml,
+    with_env_defaults,
+)
 from bridge.errors import ConfigError
+from bridge.tenant_rules import check_aes_key, check_tenant, required_keys
 
 __all__ = [
     "BridgeSection",
@@ -42,13 +51,21 @@ __all__ = [
     "parse_config",
 ]
 
-ENV_CONFIG = "EXMAIL_BRIDGE_CONFIG"
 # Keys whose values are secrets; each may instead be given as `<key>_file`.
 SECRET_KEYS = frozenset(
-    {"client_secret", "secret", "corp_secret", "password", "click_secret", "admin_tokens"}
+    {
+        "client_secret",
+        "secret",
+        "corp_secret",
+        "password",
+        "click_secret",
+        "sso_secret",
+        "callback_token",
+        "callback_aes_key",
+        "admin_tokens",
+    }
 )
 DEFAULT_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _Model(BaseModel):
@@ -60,7 +77,7 @@ class BridgeSection(_Model):
 
     store: str = "sqlite:///./data/bridge.db"
     redis_prefix: str = "exmail-bridge:"
-    http_listen: str = "127.0.0.1:9464"
+    http_listen: str = DEFAULT_HTTP_LISTEN
     # Callbacks, click-through, /v1/ and /me; unset = served on http_listen. Tencent calls
     # back only on 80, 443 or 8080, so this sits behind the ingress on one of those.
     public_listen: str | None = None
@@ -75,6 +92,8 @@ class BridgeSection(_Model):
     lease_ttl_s: float = Field(default=30.0, gt=0)
     click_secret: SecretStr | None = None
     click_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    # A link no WeCom OAuth check guards is a bearer login: keep its life short.
+    click_ttl_without_oauth_s: float = Field(default=86400.0, gt=0)
 
     @field_validator("store")
     @classmethod
@@ -89,9 +108,8 @@ class BridgeSection(_Model):
     def _listen(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        if not is_listen_address(value):
+            raise ValueError(LISTEN_HINT)
         return value
 
     @field_validator("public_url")
@@ -113,9 +131,20 @@ class ExmailSection(_Model):
     backoff_cap_s: float = Field(default=60.0, gt=0)
     park_s: float = Field(default=900.0, gt=0)
     max_body_bytes: int = Field(default=1 << 20, gt=1024)
+    # user/list answers Ver=0 with every account (~60 B each): 32 MiB fits 100,000 with room.
+    directory_max_body_bytes: int = Field(default=32 << 20, gt=1024)
+    min_poll_interval_s: float = Field(default=1.0, ge=0)
     token_refresh_margin_s: float = Field(default=300.0, ge=0)
+    # the new API (protocol "api") and WeCom-native mail (protocol "wecom-mail")
+    api_url: str = "https://api.exmail.qq.com"
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    directory_interval_s: float = Field(default=3600.0, gt=0)
 
     _check_urls = field_validator("token_url", "api_base")(classmethod(lambda c, v: _http_url(v)))
+    _check_new_urls = field_validator("api_url", "wecom_api_url")(
+        classmethod(lambda c, v: _http_url(v).rstrip("/"))
+    )
 
     @property
     def effective_login_url(self) -> str:
@@ -127,20 +156,43 @@ class ExmailSection(_Model):
 
 
 class TenantConfig(_Model):
-    """`[[tenants]]`: one Exmail OpenAPI credential."""
+    """`[[tenants]]`: one Exmail credential; `protocol` says which (bridge/tenant_rules.py)."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr
+    protocol: Literal["legacy", "api", "wecom-mail"] = "legacy"
+    # legacy: the admin account and the interface key
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    # api and wecom-mail: the WeCom CorpID and the mail app's secret
+    corp_id: str = ""
+    corp_secret: SecretStr = SecretStr("")
+    sso_secret: SecretStr | None = None
+    callback_token: SecretStr | None = None
+    callback_aes_key: SecretStr | None = None
     watch: tuple[str, ...] = ()
     mailboxes: tuple[str, ...] = ("*",)
 
-    @field_validator("client_secret")
+    @field_validator("client_id", "client_secret", "corp_id", "corp_secret")
     @classmethod
-    def _non_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
+    def _required_non_empty(cls, value: str | SecretStr, info: ValidationInfo) -> str | SecretStr:
+        protocol = info.data.get("protocol", "legacy")
+        if info.field_name in required_keys(protocol) and not _text(value):
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("sso_secret", "callback_token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    _aes_key = field_validator("callback_aes_key")(classmethod(lambda c, v: check_aes_key(v)))
+
+    @property
+    def click_through(self) -> bool:
+        """Whether a mail of this tenant can open in Exmail in one click (SSO)."""
+        return self.protocol != "wecom-mail"
 
 
 class _SinkBase(_Model):
@@ -220,12 +272,20 @@ class WecomSinkConfig(_SinkBase):
     api_base: str = "https://qyapi.weixin.qq.com"
     users: dict[str, str] = Field(default_factory=dict)
     lookup_email: bool = True
-    oauth: bool = False
+    oauth: bool = True  # who clicks must be the mailbox's owner; false turns the check off
     oauth_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
     per_member_per_min: int = Field(default=25, ge=1, le=30)
     button_text: str = Field(default="打开邮件", max_length=4)
 
     _check_url = field_validator("api_base")(classmethod(lambda c, v: _http_url(v)))
+
+    @field_validator("ordered")
+    @classmethod
+    def _unordered(cls, value: bool) -> bool:
+        # Refused, not ignored: docs/delivery.md says why cards cannot promise an order.
+        if value:
+            raise ValueError("is not supported by wecom sinks (cards fold bursts into digests)")
+        return value
 
 
 SinkConfig = Annotated[
@@ -255,6 +315,8 @@ class Config(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         _unique("tenants", [t.name for t in self.tenants])
+        for i, tenant in enumerate(self.tenants):
+            check_tenant(f"tenants[{i}]", tenant)
         _unique("sinks", [s.name for s in self.sinks])
         names = {s.name for s in self.sinks}
         for i, route in enumerate(self.routes):
@@ -269,6 +331,10 @@ class Config(_Model):
             if sink.name == name:
                 return sink
         raise KeyError(name)
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _http_url(value: str) -> str:
@@ -292,17 +358,8 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [_interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
     if isinstance(value, str):
-        return _ENV_RE.sub(lambda m: _env_value(m, path, env), value)
+        return expand(value, path, env)
     return value
-
-
-def _env_value(match: re.Match[str], path: str, env: Mapping[str, str]) -> str:
-    name, default = match.group(1), match.group(2)
-    if name in env:
-        return env[name]
-    if default is not None:
-        return default
-    raise ConfigError(path, f"environment variable {name} is not set")
 
 
 def _resolve_table(table: dict[str, Any], path: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -352,23 +409,37 @@ def _reason(err: Mapping[str, Any]) -> str:
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate an already-parsed TOML table; raise ConfigError naming the first bad key."""
-    resolved = _resolve_table(dict(data), "", os.environ if env is None else env)
+    env = os.environ if env is None else env
+    filled, from_env = with_env_defaults(data, env)
+    resolved = _resolve_table(filled, "", env)
     try:
         return Config.model_validate(resolved)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(_loc(tuple(first["loc"])), _reason(first)) from None
+        key = _loc(tuple(first["loc"]))
+        if var := from_env.get(key):
+            key = f"{key} (from ${var})"
+        raise ConfigError(key, _reason(first)) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate a config file (`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml)."""
-    target = Path(path or os.environ.get(ENV_CONFIG) or "config.toml")
-    try:
-        text = target.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {target}: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{target} is not valid TOML: {exc}") from exc
-    return parse_config(data)
+    target = config_path(path)
+    return _anchor_store(parse_config(read_toml(target)), target.resolve().parent)
+
+
+def _anchor_store(config: Config, folder: Path) -> Config:
+    """A relative `sqlite:///` path is relative to the config file's folder, not the
+    working directory, so `dlq list -c /etc/bridge/config.toml` opens the same database
+    from anywhere. A database that exists only where the working directory put it (before
+    this rule) is still used, so an upgrade never switches to an empty one."""
+    url = config.bridge.store
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return config
+    relative = url.removeprefix("sqlite:///")
+    chosen = folder / relative
+    legacy = Path(relative).resolve()
+    if not chosen.exists() and legacy.exists() and legacy != chosen.resolve():
+        chosen = legacy
+    bridge = config.bridge.model_copy(update={"store": f"sqlite:///{chosen.resolve()}"})
+    return config.model_copy(update={"bridge": bridge})

@@ -23,6 +23,7 @@ from aiohttp import web
 from bridge import logs
 from bridge.app import serve
 from bridge.config import Config, MqttSinkConfig, WebhookSinkConfig, WecomSinkConfig, load_config
+from bridge.demo_api import API_MAILS, api_tenant, register_corp, send_api_mails
 from bridge.simulator.exmail import STATE, make_exmail_app, start_site
 from bridge.simulator.exmail_faults import SimSettings
 from bridge.simulator.exmail_state import ExmailSimState
@@ -116,32 +117,47 @@ async def _wecom_watch(state: WecomState) -> None:
 
 
 async def _click_first_card() -> None:
+    """Open the first card's link as its owner would: WeCom sign-in, then Exmail's login."""
     if not CARD_LINKS:
         return
-    async with aiohttp.ClientSession() as session:
-        async with session.get(CARD_LINKS[0], allow_redirects=False) as first:
-            where = first.headers.get("Location", "")
-        print(f"\nclicking the first card's button: {first.status} → Exmail SSO login", flush=True)
-        if first.status == 302:
-            async with session.get(where, allow_redirects=False) as page:
-                text = re.sub(r"<[^>]+>", " ", await page.text())
-                print(f"  Exmail login page ({page.status}): {' '.join(text.split())[:80]}")
+    hops: list[str] = []
+    async with aiohttp.ClientSession() as session, session.get(CARD_LINKS[0]) as page:
+        hops = [urlsplit(str(r.url)).path for r in page.history]
+        text = re.sub(r"<[^>]+>", " ", await page.text())
+    via = " → ".join(hops) or "-"
+    print(f"\nclicking the first card's button: {via} → Exmail SSO login", flush=True)
+    print(f"  Exmail login page ({page.status}): {' '.join(text.split())[:80]}")
+
+
+def _announce(mailbox: str, subject: str) -> None:
+    print(f"→ mail to {mailbox}: {subject}", flush=True)
 
 
 async def _inject(config: Config, sim_state: ExmailSimState) -> None:
-    client_id = config.tenants[0].client_id
-    for mailbox in {m[0] for m in MAILS} | set(config.tenants[0].watch):
-        sim_state.add_user(client_id, mailbox)
+    legacy = next(t for t in config.tenants if t.protocol == "legacy")
+    for mailbox in {m[0] for m in MAILS} | set(legacy.watch):
+        sim_state.add_user(legacy.client_id, mailbox)
     for mailbox, sender, subject, summary in MAILS:
         SENT_AT[subject] = time.monotonic()
-        print(f"→ mail to {mailbox}: {subject}", flush=True)
-        sim_state.send_mail(client_id, to=mailbox, sender=sender, subject=subject, summary=summary)
+        _announce(mailbox, subject)
+        sim_state.send_mail(
+            legacy.client_id, to=mailbox, sender=sender, subject=subject, summary=summary
+        )
         await asyncio.sleep(0.7)
+    api = api_tenant(config)
+    if api is not None:
+        how = "callbacks" if api.callback_token is not None else "polling"
+        print(f"\n{api.name}: a tenant of the new API ({how}), next to the legacy one", flush=True)
+        await send_api_mails(config.exmail.api_url, api, SENT_AT, _announce)
 
 
-async def _wait_ready(url: str) -> None:
+async def _wait_ready(url: str, bridge: asyncio.Task[None]) -> None:
+    """Until /readyz answers 200; the bridge's own error if it stopped (a port in use)."""
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
+            if bridge.done():
+                await bridge
+                return
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(f"{url}/readyz") as resp:
                     if resp.status == 200:
@@ -158,46 +174,75 @@ def _wecom_state(config: Config) -> WecomState | None:
         corp_secret=wecom.corp_secret.get_secret_value(),
         agent_id=wecom.agent_id,
     )
-    for mailbox, _, _, _ in MAILS:
+    for mailbox in [m[0] for m in MAILS] + [m[0] for m in API_MAILS]:
         state.add_member(mailbox.split("@")[0], email=mailbox)
+    state.current_user = MAILS[0][0].split("@")[0]  # who is signed in to WeCom: the card's owner
     return state
 
 
 async def _demo(config: Config, duration_s: float) -> None:
     stop = asyncio.Event()
+    # --duration counts from the start: set-up and injection are part of it.
+    deadline = asyncio.get_running_loop().time() + duration_s if duration_s else None
     exmail_app = make_exmail_app(settings=SimSettings(hold_s=30))
-    wecom_state = _wecom_state(config)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(_site(exmail_app, _port(config.exmail.api_base)))
-        tasks: list[asyncio.Task[None]] = []
-        watching = asyncio.Event()
-        watching.set()
-        for sink in config.sinks:
-            if isinstance(sink, WebhookSinkConfig):
-                await stack.enter_async_context(_site(_receiver(sink), _port(sink.url)))
-            elif isinstance(sink, MqttSinkConfig):
-                watching.clear()
-                tasks.append(asyncio.create_task(_mqtt_watch(sink, watching), name="demo-mqtt"))
-            elif wecom_state is not None:
-                app = make_wecom_app(wecom_state)
-                await stack.enter_async_context(_site(app, _port(sink.api_base)))
-                tasks.append(asyncio.create_task(_wecom_watch(wecom_state), name="demo-wecom"))
+        tasks, watching = await _receivers(stack, config)
+        api = api_tenant(config)
+        if api is not None:
+            await register_corp(config.exmail.api_url, api, config.bridge.public_url)
         bridge = asyncio.create_task(serve(config, stop), name="bridge")
-        await _wait_ready(config.bridge.public_url)
-        await asyncio.wait_for(watching.wait(), 15)
-        print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
-        await _inject(config, exmail_app[STATE])
-        await asyncio.sleep(0.5)
-        await _click_first_card()
-        print("\nall mails injected; Ctrl-C to stop", flush=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration_s or None)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await _show(config, exmail_app[STATE], bridge, watching, stop, deadline)
+        except TimeoutError:
+            pass
         stop.set()
         await bridge
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     print("demo stopped", flush=True)
+
+
+async def _receivers(
+    stack: contextlib.AsyncExitStack, config: Config
+) -> tuple[list[asyncio.Task[None]], asyncio.Event]:
+    """Start what receives each sink's deliveries; the watchers' tasks and a ready flag."""
+    wecom_state = _wecom_state(config)
+    tasks: list[asyncio.Task[None]] = []
+    watching = asyncio.Event()
+    watching.set()
+    for sink in config.sinks:
+        if isinstance(sink, WebhookSinkConfig):
+            await stack.enter_async_context(_site(_receiver(sink), _port(sink.url)))
+        elif isinstance(sink, MqttSinkConfig):
+            watching.clear()
+            tasks.append(asyncio.create_task(_mqtt_watch(sink, watching), name="demo-mqtt"))
+        elif wecom_state is not None:
+            app = make_wecom_app(wecom_state)
+            await stack.enter_async_context(_site(app, _port(sink.api_base)))
+            tasks.append(asyncio.create_task(_wecom_watch(wecom_state), name="demo-wecom"))
+    return tasks, watching
+
+
+async def _show(
+    config: Config,
+    sim: ExmailSimState,
+    bridge: asyncio.Task[None],
+    watching: asyncio.Event,
+    stop: asyncio.Event,
+    deadline: float | None,
+) -> None:
+    await _wait_ready(config.bridge.public_url, bridge)
+    await asyncio.wait_for(watching.wait(), 15)
+    print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
+    await _inject(config, sim)
+    await asyncio.sleep(0.5)
+    await _click_first_card()
+    until = "Ctrl-C to stop" if deadline is None else "stopping when --duration is up"
+    print(f"\nall mails injected; {until}", flush=True)
+    await stop.wait()
 
 
 def demo(config_path: str | None, duration_s: float = 0.0) -> int:

@@ -3,8 +3,15 @@
 A sink that is down never blocks the listeners or the other sinks: each sink has its own
 dispatcher, and a failing delivery goes back to the store with its next due time, so the
 backlog waits in the store, not in memory. Retries follow the sink's `retry_s` ladder
-(delay before attempt n+1 is `retry_s[n]`, jittered ±20%), never sooner than a
-`Retry-After`; after the last rung the delivery is a dead letter.
+(`retry_s[0]` delays the first try; the delay before attempt n+1 is `retry_s[n]`, jittered
+±20%), never sooner than a `Retry-After` (itself capped at an hour); after the last rung
+the delivery is a dead letter.
+
+Nothing a sink raises ends the dispatcher: an unexpected exception is a failed attempt
+(`internal error: <type>`), counted and logged with its stack. The dispatcher itself runs
+under a `Supervisor`, restarted with backoff if it dies anyway. Ordered sinks claim with
+`claim_in_order`, so the per-mailbox block lives in the store; claims being worked on are
+renewed (`HeldClaims`).
 """
 
 from __future__ import annotations
@@ -13,20 +20,23 @@ import asyncio
 import contextlib
 import random
 import time
-from collections import defaultdict
+import traceback
 from collections.abc import Callable, Sequence
 
 from bridge import metrics
+from bridge.claims import HeldClaims
 from bridge.errors import SinkError, StoreError
 from bridge.logs import get_logger
 from bridge.store.base import Delivery, Store
+from bridge.supervise import Supervisor
 from sinks.base import BatchSink, Sink
 
-__all__ = ["Dispatcher", "next_try_delay_s"]
+__all__ = ["MAX_RETRY_AFTER_S", "Dispatcher", "next_try_delay_s"]
 
 log = get_logger(__name__)
 IDLE_WAIT_S = 1.0
 SLOT_POLL_S = 0.05
+MAX_RETRY_AFTER_S = 3600.0  # one answer must not park a delivery for days
 
 
 def next_try_delay_s(
@@ -40,7 +50,7 @@ def next_try_delay_s(
     if rung >= len(ladder):
         return None
     delay = ladder[rung] * rand(0.8, 1.2)
-    return max(delay, retry_after_s or 0.0)
+    return max(delay, min(retry_after_s or 0.0, MAX_RETRY_AFTER_S))
 
 
 class Dispatcher:
@@ -55,6 +65,8 @@ class Dispatcher:
         concurrency: int,
         timeout_s: float,
         ordered: bool = False,
+        lease_s: float | None = None,
+        supervisor: Supervisor | None = None,
         metrics_label: str | None = None,
     ) -> None:
         self.sink = sink
@@ -63,14 +75,23 @@ class Dispatcher:
         self._concurrency = concurrency
         self._timeout_s = timeout_s
         self._ordered = ordered
+        self._lease_s = lease_s or timeout_s * 3 + 10
         # The `sink` label of its metrics: the sink's name, or a bounded stand-in (such as
         # "subscription") when names are unbounded.
         self._label = metrics_label or sink.name
-        self._lease_s = timeout_s * 3 + 10
+        self._claims = HeldClaims(store=store, lease_s=self._lease_s)
         self._stopping = asyncio.Event()
+        self._seen_errors: set[str] = set()
+        self.supervisor = supervisor or Supervisor(
+            f"dispatcher {sink.name}", on_restart=self._restarted
+        )
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
+        metrics.dispatcher_created(self._label)
         self.delivered = 0
-        self._blocked: dict[str, float] = {}  # ordered sinks: mailbox -> its retry's due time
+
+    def _restarted(self) -> None:
+        metrics.dispatcher_restarted(self._label)
+        self._dying()
 
     @property
     def name(self) -> str:
@@ -81,22 +102,51 @@ class Dispatcher:
         """Finish the deliveries in hand, then return from `run()`."""
         self._stopping.set()
 
-    async def run(self) -> None:
-        """Claim and deliver until `stop()`; store errors are logged and retried."""
-        if self._ordered or isinstance(self.sink, BatchSink):
-            await self._run_batches()
-        else:
-            await self._run_slots()
+    def problem(self) -> str | None:
+        """Why this sink's delivery is not healthy, or None."""
+        dying = self._dying()
+        if dying is not None:
+            return dying
+        if self.permanent_failure:
+            return f"sink {self.name} failing permanently: {self.permanent_failure}"
+        return None
 
-    async def _run_batches(self) -> None:
-        # Ordered and batch sinks need to see a claim as a whole: deliver it, then claim again.
+    async def run(self) -> None:
+        """Claim and deliver until `stop()`; restarted with backoff if it dies."""
+        await self.supervisor.run(self._run_once, self._stopping.is_set)
+
+    async def _run_once(self) -> None:
+        renewer = asyncio.create_task(self._claims.run(), name=f"renew[{self.name}]")
+        try:
+            if isinstance(self.sink, BatchSink) and not self._ordered:
+                await self._run_batches(self.sink)
+            else:
+                await self._run_slots()
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            self._claims.clear()  # nobody works on them now: let their leases run out
+
+    def _dying(self) -> str | None:
+        dying = self.supervisor.problem()
+        metrics.dispatcher_failing(self._label, dying is not None)
+        return dying
+
+    async def _claim(self, limit: int) -> list[Delivery]:
+        self._dying()  # keeps the gauge current (it clears once the crashes are old)
+        claim = self._store.claim_in_order if self._ordered else self._store.claim
+        batch = await claim(self.name, limit=limit, lease_s=self._lease_s)
+        self._claims.hold(batch)
+        return batch
+
+    async def _run_batches(self, sink: BatchSink) -> None:
+        # Batch sinks see a claim as a whole (to fold a burst): deliver it, then claim again.
         while not self._stopping.is_set():
             try:
-                batch = await self._store.claim(
-                    self.name, limit=self._concurrency, lease_s=self._lease_s
-                )
+                batch = await self._claim(self._concurrency)
                 if batch:
-                    await self._deliver(batch)
+                    await self._deliver_batch(sink, batch)
                 else:
                     await self._idle()
             except StoreError as exc:
@@ -120,9 +170,7 @@ class Dispatcher:
 
     async def _refill(self, inflight: set[asyncio.Task[None]]) -> None:
         room = self._concurrency - len(inflight)
-        batch = (
-            await self._store.claim(self.name, limit=room, lease_s=self._lease_s) if room else []
-        )
+        batch = await self._claim(room) if room else []
         for item in batch:
             task = asyncio.create_task(self._send_guarded(item), name=f"deliver[{self.name}]")
             inflight.add(task)
@@ -141,6 +189,10 @@ class Dispatcher:
             await self._deliver_one(item)
         except StoreError as exc:  # the claim lease runs out and the delivery comes back
             log.error("dispatch_store_failed", sink=self.name, error=str(exc))
+        except Exception as exc:  # a bug here must not leave a task exception unretrieved
+            log.error("dispatch_crashed", sink=self.name, error_type=type(exc).__name__)
+        finally:
+            self._claims.release(item)
 
     async def _idle(self) -> None:
         # Bounded wait: `stop()` is noticed within IDLE_WAIT_S.
@@ -150,68 +202,68 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _deliver(self, batch: list[Delivery]) -> None:
-        if isinstance(self.sink, BatchSink):
-            await self._deliver_batch(self.sink, batch)
+    async def _deliver_one(self, item: Delivery) -> None:
+        if await self._held_for_first_try(item):
             return
-        # Only ordered sinks get here: mailboxes run side by side, each one in order.
-        groups: dict[str, list[Delivery]] = defaultdict(list)
-        for item in batch:
-            groups[item.event.mailbox].append(item)
-        async with asyncio.TaskGroup() as tg:
-            for key, group in groups.items():
-                tg.create_task(self._deliver_in_order(group), name=f"deliver[{self.name}:{key}]")
-
-    async def _deliver_in_order(self, group: list[Delivery]) -> None:
-        for i, item in enumerate(group):
-            blocked_until = self._blocked.get(item.event.mailbox, 0.0)
-            if blocked_until > time.time():
-                await self._hold(group[i:], blocked_until)
-                return
-            if not await self._deliver_one(item):
-                # Later mails of the same mailbox wait behind the one that failed.
-                await self._hold(group[i + 1 :], self._blocked.get(item.event.mailbox, 0.0))
-                return
-
-    async def _hold(self, items: list[Delivery], until: float) -> None:
-        for n, item in enumerate(items, start=1):
-            reason = "held behind an earlier delivery to the same mailbox"
-            await self._store.retry_at(item, until + n * 0.001, reason)
-
-    async def _deliver_one(self, item: Delivery) -> bool:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout_s + 1):
                 await self.sink.send(item.event)
         except SinkError as exc:
             await self._failed(item, exc, time.monotonic() - started)
-            return False
         except TimeoutError:
             timeout = SinkError(self.name, "send timed out", retryable=True)
             await self._failed(item, timeout, time.monotonic() - started)
+        except Exception as exc:
+            await self._failed(item, self._internal(exc), time.monotonic() - started)
+        else:
+            await self._succeeded(item, time.monotonic() - started)
+
+    async def _held_for_first_try(self, item: Delivery) -> bool:
+        """`retry_s[0]` > 0 delays the first try: defer it, counting no attempt."""
+        first_at = item.enqueued_at + self._ladder[0]
+        if item.attempt > 0 or first_at <= time.time() + 0.001:
             return False
-        await self._succeeded(item, time.monotonic() - started)
+        async with self._claims.current(item) as held:
+            await self._store.defer(held, first_at)
         return True
 
     async def _deliver_batch(self, sink: BatchSink, batch: list[Delivery]) -> None:
         started = time.monotonic()
+        results: Sequence[SinkError | None]
         try:
             async with asyncio.timeout(self._timeout_s * 2 + 1):
                 results = await sink.send_batch([d.event for d in batch])
         except TimeoutError:
             results = [SinkError(self.name, "send timed out", retryable=True)] * len(batch)
+        except Exception as exc:
+            results = [self._internal(exc)] * len(batch)
         took = (time.monotonic() - started) / max(len(batch), 1)
-        for item, result in zip(batch, results, strict=True):
-            if result is None:
-                await self._succeeded(item, took)
-            else:
-                await self._failed(item, result, took)
+        try:
+            for item, result in zip(batch, results, strict=True):
+                if result is None:
+                    await self._succeeded(item, took)
+                else:
+                    await self._failed(item, result, took)
+        finally:
+            for item in batch:
+                self._claims.release(item)
+
+    def _internal(self, exc: Exception) -> SinkError:
+        """An unexpected exception from a sink, as a retryable failed attempt."""
+        kind = type(exc).__name__
+        metrics.sink_internal_error(self._label)
+        # The stack once per exception type (not its text: it may quote a secret).
+        stack = "" if kind in self._seen_errors else "".join(traceback.format_tb(exc.__traceback__))
+        self._seen_errors.add(kind)
+        log.error("sink_internal_error", sink=self.name, error_type=kind, stack=stack)
+        return SinkError(self.name, f"internal error: {kind}", retryable=True)
 
     async def _succeeded(self, item: Delivery, took_s: float) -> None:
-        await self._store.ack(item)
+        async with self._claims.current(item) as held:
+            await self._store.ack(held)
         self.delivered += 1
         self.permanent_failure = None
-        self._blocked.pop(item.event.mailbox, None)
         metrics.delivery(self._label, "delivered", took_s)
         metrics.event_latency(self._label, time.time() - item.enqueued_at)
 
@@ -219,11 +271,16 @@ class Dispatcher:
         if exc.loud:
             self.permanent_failure = exc.reason
             metrics.sink_permanent_failure(self._label)
-        if exc.retryable and await self._reschedule(item, exc):
+        delay = next_try_delay_s(self._ladder, item.attempt, exc.retry_after_s)
+        if exc.retryable and delay is not None:
+            async with self._claims.current(item) as held:
+                await self._store.retry_at(held, time.time() + delay, exc.reason)
             metrics.delivery(self._label, "retry", took_s)
+            self._log_retry(item, delay, exc.reason)
             return
         reason = exc.reason if not exc.retryable else f"retries exhausted: {exc.reason}"
-        await self._store.dead_letter(item, reason)
+        async with self._claims.current(item) as held:
+            await self._store.dead_letter(held, reason)
         metrics.delivery(self._label, "dead", took_s)
         level = log.error if exc.loud else log.warning
         level(
@@ -236,21 +293,13 @@ class Dispatcher:
             reason=reason,
         )
 
-    async def _reschedule(self, item: Delivery, exc: SinkError) -> bool:
-        delay = next_try_delay_s(self._ladder, item.attempt, exc.retry_after_s)
-        if delay is None:
-            return False
-        due = time.time() + delay
-        await self._store.retry_at(item, due, exc.reason)
-        if self._ordered:
-            self._blocked[item.event.mailbox] = due
+    def _log_retry(self, item: Delivery, delay_s: float, reason: str) -> None:
         log.info(
             "delivery_retry",
             sink=self.name,
             event_id=item.event.id,
             mailbox=item.event.mailbox,
             attempt=item.attempt + 1,
-            retry_in_s=round(delay, 3),
-            reason=exc.reason,
+            retry_in_s=round(delay_s, 3),
+            reason=reason,
         )
-        return True

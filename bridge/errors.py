@@ -2,6 +2,7 @@
 
     BridgeError
     ├── ConfigError                fatal at start: fix the file (carries ``key``, ``reason``)
+    ├── ListenError                fatal at start: an address cannot be bound (``address``)
     ├── UpstreamError              Exmail or WeCom said no (``provider``, ``endpoint``, ``code``)
     │   ├── CredentialsError       bad client_id/secret: park the tenant, alert
     │   ├── TokenInvalidError      the token was revoked or expired: refresh once, retry
@@ -12,6 +13,7 @@
     │       └── UpstreamProtocolError  undecodable or oversized body, connection reset
     ├── SinkError                  a delivery failed (``sink``, ``retryable``, ``retry_after_s``)
     ├── InvalidClickToken          a click-through link was refused (``reason``): answer 403
+    ├── CallbackRefused            an Exmail callback was refused (``reason``): answer 401/403
     ├── ApiError                   a /v1/ request was refused (``status``, ``title``, ``detail``):
     │                              answer it as application/problem+json
     └── StoreError                 the outbox or version store failed (``backend``, ``op``)
@@ -29,9 +31,11 @@ from typing import Literal
 __all__ = [
     "ApiError",
     "BridgeError",
+    "CallbackRefused",
     "ConfigError",
     "CredentialsError",
     "InvalidClickToken",
+    "ListenError",
     "RateLimited",
     "SinkError",
     "StoreError",
@@ -56,6 +60,15 @@ class ConfigError(BridgeError):
         self.key = key
         self.reason = reason
         super().__init__(f"{key}: {reason}" if key else reason)
+
+
+class ListenError(BridgeError):
+    """A server could not listen on ``address`` (in use, not ours): fatal at start."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"cannot listen on {address}: {reason}")
 
 
 class UpstreamError(BridgeError):
@@ -145,6 +158,19 @@ class InvalidClickToken(BridgeError):
     def __init__(self, reason: Literal["malformed", "forged", "expired"]) -> None:
         self.reason = reason
         super().__init__(f"click token {reason}")
+
+
+class CallbackRefused(BridgeError):
+    """A callback failed verification; `reason` names why (a metric label and a log field).
+
+    Reasons: `signature` (forged or missing), `corp` (another CorpID), `stale` (timestamp
+    outside the window), `replay` (signature and nonce seen before), `oversized`,
+    `malformed` (not the envelope, not decryptable).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"callback refused: {reason}")
 
 
 class ApiError(BridgeError):

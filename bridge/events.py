@@ -188,10 +188,13 @@ def directory_changed(
     removed: list[str],
     modified: list[str],
     time: str | None = None,
+    since: str = "",
 ) -> Event:
-    """`exmail.directory.changed`; its id depends on (tenant, type, version)."""
+    """`exmail.directory.changed`; its id depends on (tenant, type, version), and on the
+    version it was diffed against when `since` is given (content hashes can recur)."""
+    parts = (version, since) if since else (version,)
     return Event(
-        id=event_id(tenant, DIRECTORY_CHANGED, version),
+        id=event_id(tenant, DIRECTORY_CHANGED, *parts),
         type=DIRECTORY_CHANGED,
         tenant=tenant,
         mailbox="",

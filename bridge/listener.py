@@ -1,26 +1,29 @@
 """One tenant's listen loop: listen → decode → commit → listen again.
 
 Transient failures back off (capped exponential, full jitter, reset after a healthy poll);
-bad credentials park the tenant; a `Ver` push triggers a directory sync whose event is
-committed together with the new version; after every gap the watched mailboxes' unread
-counts are reconciled. A push read from the socket is committed before the next one is
-read; if the store fails, the same commit is retried (with backoff) until it succeeds.
+a poll that ends at once with nothing new is paced (bridge/pacing.py), never a hot loop;
+bad credentials park the tenant; a `Ver` push triggers a directory sync (bridge/directory.py)
+whose event is committed together with the new version, and whose failure never stops
+mail; after every gap (the start too) the watched mailboxes' unread counts are reconciled
+against the baselines stored with earlier commits. A push read from the socket is
+committed before the next one is read; if the store fails, the same commit is retried
+(with backoff) until it succeeds (bridge/sources/commit.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from fnmatch import fnmatchcase
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from bridge import events, metrics
+from bridge import baselines, events, metrics
 from bridge.backoffs import Backoff
 from bridge.config import ExmailSection, TenantConfig
+from bridge.directory import DirectoryDelta, DirectorySync
 from bridge.errors import (
     CredentialsError,
-    StoreError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRejected,
@@ -28,35 +31,25 @@ from bridge.errors import (
 )
 from bridge.events import Event
 from bridge.exmail.pushes import Heartbeat, MailPush, Push, UnknownPush, UnreadPush, VersionPush
+from bridge.exmail.seam import RETRY_AFTER_CAP_S, label_code
 from bridge.logs import get_logger
+from bridge.pacing import PollPacer
 from bridge.routing import Router
+from bridge.sources.commit import Committer
 from bridge.states import StateBoard
-from bridge.store.base import CommitResult, Routed, Store
+from bridge.store.base import Store
+from bridge.unread import UNREAD_MEMORY, UnreadMemory
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class DirectoryDelta(Protocol):
-    """What `user/list` answers: the new version and who changed."""
-
-    @property
-    def ver(self) -> str: ...
-    @property
-    def added(self) -> Sequence[str]: ...
-    @property
-    def removed(self) -> Sequence[str]: ...
-    @property
-    def modified(self) -> Sequence[str]: ...
 
 
 class Upstream(Protocol):
     """The part of the Exmail client a listener uses."""
 
-    def listen(self, tenant: TenantConfig, ver: str) -> AsyncIterator[Push]: ...
+    def listen(self, tenant: TenantConfig, ver: str) -> AsyncGenerator[Push, None]: ...
     async def user_list(self, tenant: TenantConfig, ver: str) -> DirectoryDelta: ...
     async def newcount(self, tenant: TenantConfig, mailbox: str) -> int: ...
 
@@ -66,7 +59,7 @@ def _reason(exc: UpstreamError) -> str:
         return "timeout"
     if isinstance(exc, UpstreamProtocolError):
         return "protocol"
-    return exc.code or "unavailable"
+    return label_code(exc.code) if exc.code else "unavailable"
 
 
 class Listener:
@@ -82,6 +75,7 @@ class Listener:
         settings: ExmailSection,
         board: StateBoard,
         sleep: Sleep = asyncio.sleep,
+        unread_memory: int = UNREAD_MEMORY,
     ) -> None:
         self.tenant = tenant
         self._upstream = upstream
@@ -91,11 +85,23 @@ class Listener:
         self._board = board
         self._sleep = sleep
         self.backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
-        self._ver = "0"
-        self._unread: dict[str, int] = {}
+        self._pacer = PollPacer(min_interval_s=settings.min_poll_interval_s, backoff=self.backoff)
+        self._directory = DirectorySync(tenant=tenant, upstream=upstream, settings=settings)
+        self._unread = UnreadMemory(watch=tenant.watch, max_items=unread_memory)
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
-        self._pending: asyncio.Future[CommitResult] | None = None
+        self._committer = Committer(
+            tenant=tenant.name,
+            store=store,
+            router=router,
+            backoff_base_s=settings.backoff_base_s,
+            sleep=sleep,
+        )
+
+    @property
+    def remembered(self) -> int:
+        """How many mailboxes' unread counts are held in memory."""
+        return len(self._unread)
 
     @property
     def name(self) -> str:
@@ -107,7 +113,8 @@ class Listener:
         self._board.set(self.name, "starting")
         try:
             await self._sleep(start_delay_s)
-            self._ver = await self._retrying(lambda: self._store.get_version(self.name))
+            stored = await self._committer.retrying(lambda: self._store.get_version(self.name))
+            self._directory.ver = stored
             while True:
                 await self._round()
         finally:
@@ -115,6 +122,8 @@ class Listener:
 
     async def _round(self) -> None:
         try:
+            if self._directory.due():
+                await self._sync_directory()
             await self._poll()
         except CredentialsError as exc:
             await self._park(exc)
@@ -124,40 +133,52 @@ class Listener:
     async def _poll(self) -> None:
         if self._board.get(self.name) != "connected":
             self._board.set(self.name, "connecting")
-        outcome = "empty"
-        async for push in self._upstream.listen(self.tenant, self._ver):
-            self._board.set(self.name, "connected")
-            outcome = await self._handle(push, outcome)
+        outcome, news = "empty", False
+        self._pacer.started()
+        # aclosing: the response is released at once, whatever ends the loop.
+        listen = self._upstream.listen(self.tenant, self._directory.listen_ver)
+        async with contextlib.aclosing(listen) as pushes:
+            async for push in pushes:
+                self._board.set(self.name, "connected")
+                outcome, fresh = await self._handle(push, outcome)
+                news = news or fresh
         self._board.set(self.name, "connected")
         metrics.poll_finished(outcome)
-        self.polls += 1
-        self.backoff.reset()
         if self._gap:
             await self._reconcile()
+        self.polls += 1  # counted once the round is complete, reconcile included
+        await self._pace(news)
 
-    async def _handle(self, push: Push, outcome: str) -> str:
+    async def _pace(self, news: bool) -> None:
+        delay_s = self._pacer.finished(news=news)
+        if delay_s > 0:
+            metrics.reconnect("hollow")
+            log.info("listen_hollow", tenant=self.name, retry_in_s=round(delay_s, 3))
+            await self._sleep(delay_s)
+
+    async def _handle(self, push: Push, outcome: str) -> tuple[str, bool]:
+        """The poll's outcome so far, and whether this push brought something new."""
         match push:
             case Heartbeat():
-                return "heartbeat" if outcome == "empty" else outcome
+                return ("heartbeat" if outcome == "empty" else outcome), False
             case MailPush():
-                await self._on_mail(push)
+                return "push", await self._on_mail(push)
             case UnreadPush():
-                await self._on_unread(push)
+                return "push", await self._on_unread(push)
             case VersionPush():
-                await self._on_version(push)
+                return "push", await self._on_version(push)
             case UnknownPush(keys=keys):
                 log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
-                return outcome
-        return "push"
+        return outcome, False
 
     def _wanted(self, mailbox: str) -> bool:
         return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
 
-    async def _on_mail(self, push: MailPush) -> None:
+    async def _on_mail(self, push: MailPush) -> bool:
         if push.new_count is not None:
-            self._unread[push.mailbox] = push.new_count
+            self._unread.note(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
-            return
+            return False
         event = events.mail_received(
             tenant=self.name,
             mailbox=push.mailbox,
@@ -168,13 +189,12 @@ class Listener:
             summary=push.summary,
             unread_count=push.new_count,
         )
-        await self._commit([event])
+        return await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
-    async def _on_unread(self, push: UnreadPush) -> None:
-        previous = self._unread.get(push.mailbox)
-        self._unread[push.mailbox] = push.new_count
+    async def _on_unread(self, push: UnreadPush) -> bool:
+        previous = self._unread.note(push.mailbox, push.new_count)
         if not self._wanted(push.mailbox):
-            return
+            return False
         event = events.unread_changed(
             tenant=self.name,
             mailbox=push.mailbox,
@@ -182,13 +202,20 @@ class Listener:
             previous=previous,
             reason="push",
         )
-        await self._commit([event])
+        return await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
-    async def _on_version(self, push: VersionPush) -> None:
-        if int(push.ver) <= int(self._ver):
-            return  # an old or repeated version: nothing new to sync
-        delta = await self._upstream.user_list(self.tenant, self._ver)
-        new_ver = delta.ver if int(delta.ver) >= int(push.ver) else push.ver
+    async def _on_version(self, push: VersionPush) -> bool:
+        if not self._directory.hear(push.ver):
+            return False  # an old or repeated version: nothing new to sync
+        await self._sync_directory()
+        return True
+
+    async def _sync_directory(self) -> None:
+        """Sync now; a failure is logged and retried later, and mail goes on meanwhile."""
+        fetched = await self._directory.fetch()
+        if fetched is None:
+            return
+        delta, new_ver = fetched
         event = events.directory_changed(
             tenant=self.name,
             version=new_ver,
@@ -197,69 +224,43 @@ class Listener:
             modified=list(delta.modified),
         )
         await self._commit([event], new_ver=new_ver)
+        self._directory.synced(new_ver)
         log.info("directory_synced", tenant=self.name, version=new_ver)
 
+    def _watched(self, mailbox: str, count: int | None) -> dict[str, int]:
+        return baselines.watched_count(self.tenant.watch, mailbox, count)
+
     async def _reconcile(self) -> None:
-        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose."""
-        found: list[Event] = []
-        for mailbox in self.tenant.watch:
+        """After a gap: emit `exmail.mail.unread` for watched boxes whose count rose above
+        the stored baseline (so mail that arrived while the bridge was down is announced)."""
+        stored = await self._committer.retrying(lambda: self._store.get_baselines(self.name))
+        counts: dict[str, int] = {}
+        for mailbox in baselines.resolve_watch(self.tenant.watch, stored):
             try:
-                count = await self._upstream.newcount(self.tenant, mailbox)
+                counts[mailbox] = await self._upstream.newcount(self.tenant, mailbox)
             except UpstreamRejected as exc:
                 log.warning("reconcile_skipped", tenant=self.name, mailbox=mailbox, error=str(exc))
-                continue
-            previous = self._unread.get(mailbox)
-            self._unread[mailbox] = count
-            if previous is not None and count > previous:
-                found.append(
-                    events.unread_changed(
-                        tenant=self.name,
-                        mailbox=mailbox,
-                        unread_count=count,
-                        previous=previous,
-                        reason="reconcile",
-                    )
-                )
-        if found:
-            await self._commit(found)
+        for mailbox, count in counts.items():
+            self._unread.note(mailbox, count)
+        found = baselines.unread_rises(self.name, counts, stored, reason="reconcile")
+        if changed := baselines.changed_counts(counts, stored):
+            await self._commit(found, counts=changed)
         self._gap = False
 
-    async def _commit(self, batch: list[Event], new_ver: str | None = None) -> None:
-        routed = self._router.route(batch)
-        # Shielded: a shutdown that cancels the listener never cuts a commit in half.
-        result = await self._retrying(lambda: self._shielded_commit(routed, new_ver))
-        if new_ver is not None:
-            self._ver = new_ver
-        if result.emitted == len(batch):
-            for event in batch:
-                metrics.events_committed(event.type)
-        elif result.emitted:  # a partly duplicate batch: reconcile batches share one type
-            metrics.events_committed(batch[0].type, result.emitted)
-        if result.duplicates:
-            metrics.events_deduplicated(result.duplicates)
-            log.info("events_deduplicated", tenant=self.name, count=result.duplicates)
-
-    async def _shielded_commit(self, routed: list[Routed], new_ver: str | None) -> CommitResult:
-        pending = asyncio.ensure_future(self._store.commit(self.name, routed, new_ver))
-        self._pending = pending
-        return await asyncio.shield(pending)
+    async def _commit(
+        self,
+        batch: list[Event],
+        new_ver: str | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> bool:
+        """Commit `batch` (the version, and `counts`: the watched mailboxes' new unread
+        baselines, stored with the events); True when anything in it was new."""
+        result = await self._committer.commit(batch, new_ver, baselines=counts)
+        return result.emitted > 0 or new_ver is not None
 
     async def drain(self) -> None:
         """Wait for a commit that a cancellation left running (shutdown calls this)."""
-        if self._pending is not None and not self._pending.done():
-            with contextlib.suppress(Exception):
-                await self._pending
-
-    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
-        """Run a store operation until it succeeds: a full disk must not lose a push."""
-        store_backoff = Backoff(base_s=self._settings.backoff_base_s, cap_s=30.0)
-        while True:
-            try:
-                return await op()
-            except StoreError as exc:
-                delay = store_backoff.next_delay_s()
-                log.error("store_failed", tenant=self.name, error=str(exc), retry_in_s=delay)
-                await self._sleep(delay)
+        await self._committer.drain()
 
     async def _back_off(self, exc: UpstreamError) -> None:
         reason = _reason(exc)
@@ -269,7 +270,7 @@ class Listener:
         delay = self.backoff.next_delay_s()
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, int | float):
-            delay = max(delay, float(retry_after))
+            delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP_S))
         log.warning(
             "listen_failed",
             tenant=self.name,

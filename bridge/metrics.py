@@ -107,6 +107,51 @@ TENANTS = Gauge(
     ["state"],
     registry=REGISTRY,
 )
+UNREAD_POLLS = Counter(
+    _P + "unread_polls_total",
+    "Unread-count polls (new API, WeCom mail), by protocol and outcome.",
+    ["protocol", "outcome"],
+    registry=REGISTRY,
+)
+DIRECTORY_WALKS = Counter(
+    _P + "directory_walks_total",
+    "Full directory walks (new API), by outcome (unchanged, changed, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CALLBACKS = Counter(
+    _P + "callbacks_total",
+    "Exmail callbacks answered 200, by outcome (committed, ignored, unknown_type).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CALLBACKS_REFUSED = Counter(
+    _P + "callbacks_refused_total",
+    "Exmail callbacks refused, by reason (signature, corp, stale, replay, oversized, "
+    "malformed, tenant, store).",
+    ["reason"],
+    registry=REGISTRY,
+)
+# Series with a small, known set of label values start at 0, so a dashboard or an alert
+# sees "none yet" instead of "no data" on a bridge that has no tenant of that protocol.
+for _protocol in ("api", "wecom-mail"):
+    for _outcome in ("same", "changed", "rise", "rejected", "error"):
+        UNREAD_POLLS.labels(_protocol, _outcome)
+for _outcome in ("unchanged", "changed", "failed"):
+    DIRECTORY_WALKS.labels(_outcome)
+for _outcome in ("committed", "ignored", "unknown_type"):
+    CALLBACKS.labels(_outcome)
+for _reason in (
+    "signature",
+    "corp",
+    "stale",
+    "replay",
+    "oversized",
+    "malformed",
+    "tenant",
+    "store",
+):
+    CALLBACKS_REFUSED.labels(_reason)
 BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 
@@ -119,6 +164,16 @@ def poll_finished(outcome: str) -> None:
 def reconnect(reason: str) -> None:
     """A listener reconnects after `reason` (timeout, reset, http_5xx, ...)."""
     LISTEN_RECONNECTS.labels(reason).inc()
+
+
+def unread_poll(protocol: str, outcome: str) -> None:
+    """One unread count was polled (`same`, `changed`, `rise`, `rejected` or `error`)."""
+    UNREAD_POLLS.labels(protocol, outcome).inc()
+
+
+def directory_walk(outcome: str) -> None:
+    """A directory walk ended (`unchanged`, `changed` or `failed`)."""
+    DIRECTORY_WALKS.labels(outcome).inc()
 
 
 def upstream_error(endpoint: str, code: str) -> None:
@@ -182,3 +237,55 @@ def listen_states(counts: dict[str, int]) -> None:
 def tenant_states(counts: dict[str, int]) -> None:
     """Tenants by state."""
     _set_states(TENANTS, counts)
+
+
+def callback_handled(outcome: str) -> None:
+    """A callback was answered 200 (`committed`, `ignored`, `unknown_type`)."""
+    CALLBACKS.labels(outcome).inc()
+
+
+def callback_refused(reason: str) -> None:
+    """A callback was refused (or deferred with 503 when `reason` is `store`)."""
+    CALLBACKS_REFUSED.labels(reason).inc()
+
+
+DISPATCHER_RESTARTS = Counter(
+    _P + "dispatcher_restarts_total",
+    "Dispatchers restarted by their supervisor after dying, by sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+DISPATCHER_FAILING = Gauge(
+    _P + "dispatcher_failing",
+    "1 while a sink's dispatcher keeps dying (several restarts within 5 minutes).",
+    ["sink"],
+    registry=REGISTRY,
+)
+SINK_INTERNAL_ERRORS = Counter(
+    _P + "sink_internal_errors_total",
+    "Unexpected exceptions from a sink, each turned into a failed attempt, by sink.",
+    ["sink"],
+    registry=REGISTRY,
+)
+
+
+def dispatcher_created(sink: str) -> None:
+    """Export `sink`'s dispatcher health series at 0 from the start (not only once it fails)."""
+    DISPATCHER_RESTARTS.labels(sink)
+    DISPATCHER_FAILING.labels(sink).set(0)
+    SINK_INTERNAL_ERRORS.labels(sink)
+
+
+def dispatcher_restarted(sink: str) -> None:
+    """The supervisor restarted `sink`'s dispatcher."""
+    DISPATCHER_RESTARTS.labels(sink).inc()
+
+
+def dispatcher_failing(sink: str, failing: bool) -> None:
+    """Whether `sink`'s dispatcher keeps dying."""
+    DISPATCHER_FAILING.labels(sink).set(1 if failing else 0)
+
+
+def sink_internal_error(sink: str) -> None:
+    """A sink raised something other than SinkError."""
+    SINK_INTERNAL_ERRORS.labels(sink).inc()

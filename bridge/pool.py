@@ -1,4 +1,4 @@
-"""Starts, supervises and stops one listener task per owned tenant.
+"""Starts, supervises and stops one source task (listener, poller, ...) per owned tenant.
 
 Start-up is spread over `startup_window_s` so 10,000 tenants do not connect in the same
 second. With several replicas (Redis store) each tenant is owned by one replica: the
@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 from bridge.config import TenantConfig
 from bridge.errors import StoreError
-from bridge.listener import Listener
 from bridge.logs import get_logger
+from bridge.sources.base import Source
 from bridge.states import StateBoard
 from bridge.store.base import Store
 
@@ -41,7 +41,7 @@ class Pool:
         self,
         *,
         tenants: Sequence[TenantConfig],
-        make_listener: Callable[[TenantConfig], Listener],
+        make_listener: Callable[[TenantConfig], Source],
         store: Store,
         board: StateBoard,
         instance_id: str,
@@ -56,12 +56,12 @@ class Pool:
         self._window_s = startup_window_s
         self._lease_ttl_s = lease_ttl_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._listeners: dict[str, Listener] = {}
+        self._listeners: dict[str, Source] = {}
         self.started = asyncio.Event()
 
     @property
-    def listeners(self) -> dict[str, Listener]:
-        """The running listeners by tenant name."""
+    def listeners(self) -> dict[str, Source]:
+        """The running sources by tenant name."""
         return self._listeners
 
     async def run(self) -> None:
@@ -99,7 +99,7 @@ class Pool:
         task = asyncio.create_task(self._supervise(listener, delay_s), name=f"listener[{name}]")
         self._tasks[name] = task
 
-    async def _supervise(self, listener: Listener, delay_s: float) -> None:
+    async def _supervise(self, listener: Source, delay_s: float) -> None:
         while True:
             try:
                 await listener.run(start_delay_s=delay_s)
@@ -119,9 +119,8 @@ class Pool:
         names = list(self._tasks)
         await _cancel_until_done(list(self._tasks.values()))
         await asyncio.gather(*(self._listeners[n].drain() for n in names))
-        for name in names:
-            with contextlib.suppress(StoreError):
-                await self._store.release_lease(name, self._owner)
+        with contextlib.suppress(StoreError):  # unreleased leases expire within their TTL
+            await self._store.release_leases(names, self._owner)
         self._tasks.clear()
         self._listeners.clear()
 

@@ -1,9 +1,15 @@
-"""A token bucket shared by every listener: a global cap on the upstream request rate."""
+"""A token bucket shared by every listener: a global cap on the upstream request rate.
+
+The budget is shared fairly: waiters queue per key (a tenant) and the keys are served in
+turn, one request each, so a tenant that asks a hundred times a second gets the same
+share as one that asks once, and cannot starve the others' reconnects.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict, deque
 
 __all__ = ["RateLimiter"]
 
@@ -18,18 +24,47 @@ class RateLimiter:
         self.burst = burst if burst is not None else max(1.0, rate_per_s)
         self._tokens = self.burst
         self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+        # key -> its waiters in arrival order; the dict's order is the round-robin turn
+        self._queues: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+        self._pump: asyncio.Task[None] | None = None
 
     def _refill(self) -> None:
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate_per_s)
         self._stamp = now
 
-    async def acquire(self) -> None:
-        """Wait until one request may go out."""
-        async with self._lock:  # FIFO: waiters are served in arrival order
+    async def acquire(self, key: str = "") -> None:
+        """Wait until one request for `key` may go out."""
+        self._refill()
+        if not self._queues and self._tokens >= 1:
+            self._tokens -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, deque()).append(waiter)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._serve(), name="ratelimit")
+        await waiter
+
+    async def _serve(self) -> None:
+        """Hand out tokens as they refill, one key at a time, in turn."""
+        while self._queues:
             self._refill()
             if self._tokens < 1:
                 await asyncio.sleep((1 - self._tokens) / self.rate_per_s)
-                self._refill()
-            self._tokens -= 1
+                continue
+            if self._grant_next():
+                self._tokens -= 1
+
+    def _grant_next(self) -> bool:
+        """Wake the next live waiter of the next key; False when only cancelled ones were left."""
+        key, queue = next(iter(self._queues.items()))
+        granted = False
+        while queue and not granted:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                granted = True
+        del self._queues[key]
+        if queue:
+            self._queues[key] = queue  # back of the line: every other key goes first
+        return granted

@@ -1,6 +1,6 @@
 """Sinks: where events go. A plain registry keyed by the `type` of a `[[sinks]]` entry.
 
-    sink = build_sink(config.sink("oa"), config=config, link_for=clicks.link_for)
+    sink = build_sink(config.sink("oa"), config=config, link_for=signer.links_for("oa", ttl_s=ttl))
     await sink.start(); await sink.send(event); await sink.aclose()
 
 Each factory imports its module when first called, so importing `sinks` stays cheap and a
@@ -42,7 +42,7 @@ class SinkContext:
 
     instance_id: str
     public_url: str
-    link_for: Callable[[Event], str] | None = None
+    link_for: Callable[[Event], str | None] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +88,7 @@ def build_sink(
     config: Config | None = None,
     instance_id: str | None = None,
     public_url: str | None = None,
-    link_for: Callable[[Event], str] | None = None,
+    link_for: Callable[[Event], str | None] | None = None,
     **extra: Any,
 ) -> Sink:
     """The sink for one `[[sinks]]` entry; ConfigError when its `type` is unknown.

@@ -7,6 +7,8 @@ What goes where (decided here; topics in `sinks.mqtt_topics`):
   (default `exmail/{tenant}/_directory`), a key of its own so it never collides with a mailbox.
 - every event with an integer `data.unread_count` → `{"unread_count": n, "time": ...}`,
   retained, on `unread_topic`. `exmail.mail.unread` events publish only that (a state).
+  A count older than one already published on its topic is skipped (`sinks.mqtt_marks`),
+  so a retried old event never sets the retained count back.
 - `online`, retained, on `status_topic` after each connect; `offline`, retained, as the
   Will (the broker sends it when the connection dies) and published before a clean close.
 
@@ -37,6 +39,7 @@ from bridge.config import MqttSinkConfig
 from bridge.errors import SinkError
 from bridge.events import Event
 from bridge.logs import get_logger
+from sinks.mqtt_marks import LocalMarks, Marks
 from sinks.mqtt_topics import Publication, publications, render, v5_properties
 
 __all__ = ["MqttSink"]
@@ -47,6 +50,7 @@ ONLINE = b"online"
 OFFLINE = b"offline"
 # CONNACK codes that mean "this protocol version is not spoken here": 3.1.1's 1, v5's 0x84.
 _BAD_PROTOCOL = frozenset({1, 0x84})
+_TOPIC_LOCKS = 64
 
 
 class MqttSink:
@@ -59,6 +63,7 @@ class MqttSink:
         instance_id: str,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
+        marks: Marks | None = None,
     ) -> None:
         self.name = config.name
         self._config = config
@@ -71,6 +76,9 @@ class MqttSink:
         self._connected_once = False  # set by a session that connected; resets the backoff
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._marks = marks or LocalMarks()
+        # Mark-then-publish of one topic must not interleave with another send's.
+        self._topic_locks = [asyncio.Lock() for _ in range(_TOPIC_LOCKS)]
 
     @property
     def connected(self) -> bool:
@@ -88,7 +96,10 @@ class MqttSink:
             async with asyncio.timeout(self._config.timeout_s):
                 client = await self._connection()
                 for item in publications(event, self._config):
-                    await self._publish(client, item)
+                    if item.retain:
+                        await self._publish_state(client, item, event.time)
+                    else:
+                        await self._publish(client, item)
         except TimeoutError as exc:
             reason = "publish not acknowledged" if self._ready.is_set() else "broker unreachable"
             raise SinkError(self.name, reason, retryable=True) from exc
@@ -115,6 +126,12 @@ class MqttSink:
             await self._ready.wait()
             if self._client is not None:
                 return self._client
+
+    async def _publish_state(self, client: aiomqtt.Client, item: Publication, at: str) -> None:
+        """Publish a retained state unless a newer one of its topic was published."""
+        async with self._topic_locks[hash(item.topic) % _TOPIC_LOCKS]:
+            if await self._marks.advance(item.topic, at):
+                await self._publish(client, item)
 
     async def _publish(self, client: aiomqtt.Client, item: Publication) -> None:
         props = None

@@ -9,6 +9,8 @@
   each member under `per_member_per_min`: when a batch (or the recent window) would go
   over, all of that member's mails in the batch become ONE digest card; when the minute's
   budget is used up, the events are retried after the window frees (`retry_after_s`).
+  The bridge counts the budget in the store (`StoreBudget`), shared by every replica.
+- A batch has a deadline; a card sent before it counts as sent, only unsent ones fail.
 - Errors: `invaliduser` naming the member or 81013 -> permanent (dead letter); 45009,
   45033, -1, HTTP and connection errors -> retryable; 40001/40056/48002/60020 (the app's
   configuration) -> permanent and loud, with WeCom's errmsg hint in an error log line.
@@ -33,14 +35,17 @@ from bridge.errors import (
 from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
 from sinks.wecom_api import WecomApi
-from sinks.wecom_budget import MemberBudget
-from sinks.wecom_card import Card, MailLine, digest_card, mail_card
+from sinks.wecom_budget import Budget, MemberBudget
+from sinks.wecom_card import MailLine, digest_card, mail_card
 from sinks.wecom_members import MemberDirectory
+from sinks.wecom_notice import is_news, notice
 
 __all__ = ["WecomSink"]
 
 log = get_logger(__name__)
-_Items = list[tuple[int, Event]]
+_Items = list[tuple[int, Event]]  # (index in the batch, event)
+_Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
+Message = tuple[str, dict[str, str]]  # (msgtype, its body)
 
 
 class WecomSink:
@@ -50,9 +55,10 @@ class WecomSink:
         self,
         *,
         config: WecomSinkConfig,
-        link_for: Callable[[Event], str],
+        link_for: Callable[[Event], str | None],
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
+        budget: Budget | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -60,7 +66,7 @@ class WecomSink:
         self.members = MemberDirectory(
             api=self.api, users=config.users, lookup_email=config.lookup_email, clock=clock
         )
-        self._budget = MemberBudget(per_min=config.per_member_per_min, clock=clock)
+        self._budget = budget or MemberBudget(per_min=config.per_member_per_min, clock=clock)
         self._link_for = link_for
 
     async def start(self) -> None:
@@ -86,18 +92,30 @@ class WecomSink:
             raise result
 
     async def send_batch(self, events: Sequence[Event]) -> list[SinkError | None]:
-        """One result per event; a member's burst becomes one digest card."""
-        results: list[SinkError | None] = [None] * len(events)
-        mails = [(i, e) for i, e in enumerate(events) if e.type == MAIL_RECEIVED]
-        groups = await self._group_by_member(mails, results)
-        async with asyncio.TaskGroup() as tasks:
-            for userid, items in groups.items():
-                tasks.create_task(self._deliver(userid, items, results), name=f"wecom[{userid}]")
-        return results
+        """One result per event; a member's burst becomes one digest card.
 
-    async def _group_by_member(
-        self, mails: _Items, results: list[SinkError | None]
-    ) -> dict[str, _Items]:
+        The batch has its own deadline (2 x `timeout_s`): when it passes, the cards already
+        sent count as sent and only the ones not yet sent fail (retryable), so a retry never
+        repeats a card that went out.
+        """
+        deadline = asyncio.get_running_loop().time() + 2 * self.config.timeout_s
+        mails = [(i, e) for i, e in enumerate(events) if self._announces(e)]
+        groups, results = await self._group_by_member(mails)
+        async with asyncio.TaskGroup() as tasks:
+            sends = [
+                tasks.create_task(self._deliver(userid, items, deadline), name=f"wecom[{userid}]")
+                for userid, items in groups.items()
+            ]
+        for send in sends:
+            results.update(send.result())
+        return [results.get(i) for i in range(len(events))]
+
+    def _announces(self, event: Event) -> bool:
+        if event.type == MAIL_RECEIVED:
+            return True
+        return is_news(event) and self._link_for(event) is None
+
+    async def _group_by_member(self, mails: _Items) -> tuple[dict[str, _Items], _Results]:
         by_mailbox: dict[str, _Items] = {}
         for item in mails:
             by_mailbox.setdefault(item[1].mailbox.lower(), []).append(item)
@@ -105,64 +123,73 @@ class WecomSink:
             *(self.members.userid_for(mailbox) for mailbox in by_mailbox), return_exceptions=True
         )
         groups: dict[str, _Items] = {}
+        failed: _Results = {}
         for (mailbox, items), owner in zip(by_mailbox.items(), owners, strict=True):
             if isinstance(owner, BaseException):
                 if not isinstance(owner, UpstreamError):
                     raise owner
-                _assign(results, items, self._sink_error(owner))
+                failed.update(_all(items, self._sink_error(owner)))
             elif owner is None:
                 reason = f"no WeCom member for {mailbox}"
-                _assign(results, items, SinkError(self.name, reason, retryable=False))
+                failed.update(_all(items, SinkError(self.name, reason, retryable=False)))
             else:
                 groups.setdefault(owner, []).extend(items)
         for items in groups.values():
             items.sort(key=lambda item: item[0])
-        return groups
+        return groups, failed
 
-    async def _deliver(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
-        free = self._budget.available(userid)
-        if free == 0:
-            wait_s = max(self._budget.wait_s(userid), 1.0)
-            reason = f"WeCom member {userid} reached {self._budget.per_min} messages a minute"
-            _assign(
-                results, items, SinkError(self.name, reason, retryable=True, retry_after_s=wait_s)
-            )
-        elif len(items) <= free:
-            # Slots are taken before any await, so a concurrent batch sees them as used.
-            self._budget.take(userid, len(items))
-            await self._send_each(userid, items, results)
-        else:
-            self._budget.take(userid)
-            await self._send_digest(userid, items, results)
+    async def _deliver(self, userid: str, items: _Items, deadline: float) -> _Results:
+        got = await self._budget.take(userid, len(items))
+        if got.taken == len(items):
+            return await self._send_each(userid, items, deadline)
+        if got.taken:
+            return await self._send_digest(userid, items, deadline)
+        reason = f"WeCom member {userid} reached {self._budget.per_min} messages a minute"
+        wait_s = max(got.wait_s, 1.0)
+        return _all(items, SinkError(self.name, reason, retryable=True, retry_after_s=wait_s))
 
-    async def _send_each(self, userid: str, items: _Items, results: list[SinkError | None]) -> None:
-        for done, (_, event) in enumerate(items):
-            line = MailLine.from_data(event.data)
-            card = mail_card(line, url=self._link_for(event), btntxt=self.config.button_text)
-            try:
-                await self._send_card(userid, card)
-            except SinkError as exc:
-                _assign(results, items[done:], exc)  # later mails would fail the same way
-                return
+    async def _send_each(self, userid: str, items: _Items, deadline: float) -> _Results:
+        sent: _Results = {}
+        for done, (index, event) in enumerate(items):
+            failure = await self._send_by(deadline, userid, self._message([event]))
+            if failure is not None:
+                return sent | _all(items[done:], failure)  # later mails would fail the same way
+            sent[index] = None
+        return sent
 
-    async def _send_digest(
-        self, userid: str, items: _Items, results: list[SinkError | None]
-    ) -> None:
-        lines = [MailLine.from_data(event.data) for _, event in items]
-        newest = items[-1][1]
-        card = digest_card(lines, url=self._link_for(newest), btntxt=self.config.button_text)
+    async def _send_digest(self, userid: str, items: _Items, deadline: float) -> _Results:
         log.info("wecom_digest", sink=self.name, userid=userid, mails=len(items))
-        try:
-            await self._send_card(userid, card)
-        except SinkError as exc:
-            _assign(results, items, exc)
+        message = self._message([event for _, event in items])
+        return _all(items, await self._send_by(deadline, userid, message))
 
-    async def _send_card(self, userid: str, card: Card) -> None:
+    def _message(self, events: Sequence[Event]) -> Message:
+        """A textcard for one mail (or a digest of several), or, for a tenant without
+        click-through, a text message without a button that says why."""
+        url = self._link_for(events[-1])
+        if url is None:
+            return "text", notice(events)
+        btntxt = self.config.button_text
+        lines = [MailLine.from_data(event.data) for event in events]
+        card = mail_card(lines[0], url=url, btntxt=btntxt) if len(lines) == 1 else None
+        return "textcard", (card or digest_card(lines, url=url, btntxt=btntxt)).as_json()
+
+    async def _send_by(self, deadline: float, userid: str, message: Message) -> SinkError | None:
+        """Send one message before `deadline`; the failure, or None when it went out."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._send(userid, *message)
+        except SinkError as exc:
+            return exc
+        except TimeoutError:
+            return SinkError(self.name, "batch deadline passed before this card", retryable=True)
+        return None
+
+    async def _send(self, userid: str, msgtype: str, body: dict[str, str]) -> None:
         payload = {
             "touser": userid,
-            "msgtype": "textcard",
+            "msgtype": msgtype,
             "agentid": self.config.agent_id,
-            "textcard": card.as_json(),
+            msgtype: body,
         }
         try:
             doc = await self.api.send_message(payload)
@@ -193,6 +220,5 @@ class WecomSink:
         return SinkError(self.name, f"WeCom refused: {exc}", retryable=retryable)
 
 
-def _assign(results: list[SinkError | None], items: _Items, error: SinkError) -> None:
-    for index, _ in items:
-        results[index] = error
+def _all(items: _Items, result: SinkError | None) -> _Results:
+    return dict.fromkeys((index for index, _ in items), result)

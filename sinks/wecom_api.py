@@ -28,8 +28,16 @@ from bridge.errors import (
     UpstreamUnavailable,
 )
 from bridge.logs import get_logger
+from bridge.singleflight import SingleFlightCache
 
-__all__ = ["CONFIG_ERRCODES", "MISSING_USER_ERRCODES", "WecomApi", "WecomApiError"]
+__all__ = [
+    "CONFIG_ERRCODES",
+    "MISSING_USER_ERRCODES",
+    "WecomApi",
+    "WecomApiError",
+    "code_label",
+    "status_label",
+]
 
 log = get_logger(__name__)
 TOKEN_ERRCODES = frozenset({40014, 42001, 41001})
@@ -38,6 +46,36 @@ CONFIG_ERRCODES = frozenset({40001, 40091, 40056, 48002, 60020})
 MISSING_USER_ERRCODES = frozenset({46004, 60111, 40003})
 _RETRY_AFTER_S = {45009: 60.0, 45033: 5.0, -1: 2.0}
 _MAX_BODY_B = 1 << 20
+# Metric label values come from this set only ("other" else): an upstream answer must not
+# mint label values (a hostile or broken server could send a new errcode every time).
+_KNOWN_ERRCODES = (
+    TOKEN_ERRCODES
+    | CONFIG_ERRCODES
+    | MISSING_USER_ERRCODES
+    | frozenset(_RETRY_AFTER_S)
+    | frozenset({40029, 40008, 44004, 45002, 81013})
+)
+_KNOWN_STATUSES = frozenset({400, 401, 403, 404, 408, 429, 500, 502, 503, 504})
+
+
+def code_label(errcode: int) -> str:
+    """`errcode` as a metric label value: a known WeCom code, else "other"."""
+    return str(errcode) if errcode in _KNOWN_ERRCODES else "other"
+
+
+def status_label(status: int, prefix: str = "") -> str:
+    """An HTTP status as a metric label value: a known status, else "other"."""
+    return f"{prefix}{status}" if status in _KNOWN_STATUSES else f"{prefix}other"
+
+
+def _errcode_of(endpoint: str, doc: dict[str, Any]) -> int:
+    try:
+        return int(doc.get("errcode") or 0)
+    except (TypeError, ValueError):
+        metrics.upstream_error(f"wecom/{endpoint}", "other")
+        raise UpstreamProtocolError(
+            "errcode is not a number", provider="wecom", endpoint=endpoint
+        ) from None
 
 
 class WecomApiError(UpstreamRejected):
@@ -78,11 +116,10 @@ class WecomApi:
         self.config = config
         self._session = session
         self._own_session = session is None
-        self._margin_s = refresh_margin_s
-        self._clock = clock
-        self._token = ""
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
+        # one app, one token: the bridge's generic single-flight cache with a single key
+        self._tokens: SingleFlightCache[str, str] = SingleFlightCache(
+            margin_s=refresh_margin_s, clock=clock
+        )
 
     async def start(self) -> None:
         """Open the HTTP session (unless one was passed in)."""
@@ -98,20 +135,13 @@ class WecomApi:
     # the token ---------------------------------------------------------------------
     async def token(self) -> str:
         """A valid access token; fetched once by one caller while the others wait."""
-        if self._token and self._clock() < self._expires_at:
-            return self._token
-        async with self._lock:
-            if self._token and self._clock() < self._expires_at:
-                return self._token
-            await self._fetch_token()
-            return self._token
+        return await self._tokens.get("", self._fetch_token)
 
     def invalidate(self, token: str) -> None:
         """Forget `token` if it is still the cached one (WeCom revoked it)."""
-        if token == self._token:
-            self._token, self._expires_at = "", 0.0
+        self._tokens.invalidate("", token)
 
-    async def _fetch_token(self) -> None:
+    async def _fetch_token(self) -> tuple[str, float]:
         params = {
             "corpid": self.config.corp_id,
             "corpsecret": self.config.corp_secret.get_secret_value(),
@@ -122,10 +152,7 @@ class WecomApi:
             metrics.token_refresh("wecom", False)
             raise
         metrics.token_refresh("wecom", True)
-        expires_in_s = float(doc.get("expires_in") or 7200)
-        margin_s = min(self._margin_s, expires_in_s / 2)
-        self._token = str(doc.get("access_token") or "")
-        self._expires_at = self._clock() + expires_in_s - margin_s
+        return str(doc.get("access_token") or ""), float(doc.get("expires_in") or 7200)
 
     # calls -------------------------------------------------------------------------
     async def call(
@@ -181,9 +208,9 @@ class WecomApi:
         if token:
             query["access_token"] = token
         doc = await self._http(method, endpoint, query, body)
-        errcode = int(doc.get("errcode") or 0)
+        errcode = _errcode_of(endpoint, doc)
         if errcode:
-            metrics.upstream_error(f"wecom/{endpoint}", str(errcode))
+            metrics.upstream_error(f"wecom/{endpoint}", code_label(errcode))
             raise _errcode_error(endpoint, errcode, str(doc.get("errmsg") or ""))
         return doc
 
@@ -213,14 +240,14 @@ class WecomApi:
 
 def _decode(endpoint: str, status: int, raw: bytes) -> dict[str, Any]:
     if status >= 500 or status == 429:
-        metrics.upstream_error(f"wecom/{endpoint}", str(status))
+        metrics.upstream_error(f"wecom/{endpoint}", status_label(status))
         raise UpstreamUnavailable(f"HTTP {status}", provider="wecom", endpoint=endpoint)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         doc = None
     if not isinstance(doc, dict):
-        metrics.upstream_error(f"wecom/{endpoint}", f"http_{status}")
+        metrics.upstream_error(f"wecom/{endpoint}", status_label(status, "http_"))
         raise UpstreamProtocolError(
             f"HTTP {status}, not a JSON object", provider="wecom", endpoint=endpoint
         )

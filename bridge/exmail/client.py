@@ -17,7 +17,7 @@ import aiohttp
 from bridge import metrics
 from bridge.config import ExmailSection, TenantConfig
 from bridge.errors import TokenInvalidError, UpstreamError
-from bridge.exmail.decode import Garbage, StreamDecoder
+from bridge.exmail.decode import Garbage, Oversized, StreamDecoder
 from bridge.exmail.pushes import Push, UnknownPush
 from bridge.exmail.seam import error_for_body, is_error_body, protocol_error, translated
 from bridge.exmail.session import listen_read_timeout_s
@@ -40,7 +40,6 @@ __all__ = ["ExmailClient"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
-_LISTEN_CHUNK_BYTES = 64 * 1024
 
 
 class ExmailClient:
@@ -80,7 +79,7 @@ class ExmailClient:
             "client_secret": tenant.client_secret.get_secret_value(),
         }
         try:
-            obj = await self._post("token", self._settings.token_url, form, {})
+            obj = await self._post(tenant, "token", self._settings.token_url, form, {})
             token, expires_in_s = _token_of(obj)
         except UpstreamError:
             metrics.token_refresh("exmail", ok=False)
@@ -93,7 +92,8 @@ class ExmailClient:
 
     async def user_list(self, tenant: TenantConfig, ver: str) -> DirectoryDelta:
         """Directory changes after `ver` ("0" = everyone) and the new version."""
-        return await self._call(tenant, "user/list", {"Ver": ver}, delta_of)
+        cap = self._settings.directory_max_body_bytes  # a 100,000-account company fits
+        return await self._call(tenant, "user/list", {"Ver": ver}, delta_of, max_bytes=cap)
 
     async def newcount(self, tenant: TenantConfig, mailbox: str) -> int:
         """The unread count of `mailbox`."""
@@ -107,18 +107,22 @@ class ExmailClient:
         """A one-time login key for `mailbox` (a secret: never log it)."""
         return await self._call(tenant, "mail/authkey", {"alias": mailbox}, auth_key_of)
 
-    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str) -> str:
-        """The one-click login URL for `mailbox` with a key from `authkey()`."""
-        query = urlencode(
-            {
-                "fun": "bizopenssologin",
-                "method": "bizauth",
-                "agent": tenant.client_id,
-                "user": mailbox,
-                "ticket": auth_key,
-            }
-        )
-        return f"{self._settings.effective_login_url}?{query}"
+    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str, mail_id: str = "") -> str:
+        """The one-click login URL for `mailbox` with a key from `authkey()`.
+
+        With `mail_id` it carries `mailid`, which Exmail's SSO document lists for opening
+        the mail a push named; where Exmail ignores it the user lands in the inbox.
+        """
+        fields = {
+            "fun": "bizopenssologin",
+            "method": "bizauth",
+            "agent": tenant.client_id,
+            "user": mailbox,
+            "ticket": auth_key,
+        }
+        if mail_id:
+            fields["mailid"] = mail_id
+        return f"{self._settings.effective_login_url}?{urlencode(fields)}"
 
     async def _call(
         self,
@@ -126,8 +130,11 @@ class ExmailClient:
         endpoint: str,
         form: dict[str, str],
         shape: Callable[[Any], T],
+        max_bytes: int | None = None,
     ) -> T:
-        obj = await self._with_token(tenant, lambda token: self._api_post(endpoint, form, token))
+        obj = await self._with_token(
+            tenant, lambda token: self._api_post(tenant, endpoint, form, token, max_bytes)
+        )
         try:
             return shape(obj)
         except ShapeError as exc:
@@ -142,21 +149,39 @@ class ExmailClient:
         log.info("exmail_token_invalidated", tenant=tenant.name)
         return await call(await self._token(tenant))
 
-    async def _api_post(self, endpoint: str, form: dict[str, str], token: str) -> Any:
+    async def _api_post(
+        self,
+        tenant: TenantConfig,
+        endpoint: str,
+        form: dict[str, str],
+        token: str,
+        max_bytes: int | None,
+    ) -> Any:
         url = f"{self._api}/openapi/{endpoint}"
-        return await self._post(endpoint, url, form, _bearer(token))
+        return await self._post(tenant, endpoint, url, form, _bearer(token), max_bytes)
 
     async def _post(
-        self, endpoint: str, url: str, form: dict[str, str], headers: dict[str, str]
+        self,
+        tenant: TenantConfig,
+        endpoint: str,
+        url: str,
+        form: dict[str, str],
+        headers: dict[str, str],
+        max_bytes: int | None = None,
     ) -> Any:
-        await self._acquire()
+        await self._acquire(tenant)
         return await self._http.post_json(
-            endpoint, url, form, headers=headers, read_s=self._settings.timeout_s
+            endpoint,
+            url,
+            form,
+            headers=headers,
+            read_s=self._settings.timeout_s,
+            max_bytes=max_bytes,
         )
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, tenant: TenantConfig) -> None:
         if self._rate is not None:
-            await self._rate.acquire()
+            await self._rate.acquire(tenant.name)  # shared fairly between tenants
 
     # -- listen ---------------------------------------------------------------------------
 
@@ -183,11 +208,13 @@ class ExmailClient:
     async def _listen_once(self, tenant: TenantConfig, ver: str, token: str) -> AsyncIterator[Push]:
         read_s = listen_read_timeout_s(self._settings)
         url = f"{self._api}/openapi/listen"
-        await self._acquire()
+        await self._acquire(tenant)
         form = {"Ver": ver}
         async with (
             translated("listen"),
-            self._http.post("listen", url, form, _bearer(token), read_s) as resp,
+            self._http.post(
+                "listen", url, form, _bearer(token), read_s, cap_declared=False
+            ) as resp,
         ):
             if resp.status != 200:
                 body = await self._http.read_capped("listen", resp)
@@ -198,18 +225,19 @@ class ExmailClient:
                     yield push
 
     async def _stream(self, resp: aiohttp.ClientResponse, read_s: float) -> AsyncIterator[Any]:
-        decoder = StreamDecoder()
-        size = 0
+        # The cap applies to each push: a busy stream may carry many megabytes in all.
+        decoder = StreamDecoder(max_value_bytes=self._settings.max_body_bytes)
         while True:
             async with asyncio.timeout(read_s + self._settings.connect_timeout_s):
                 chunk = await resp.content.readany()
             if not chunk:
                 break
-            size += len(chunk)
-            if size > self._settings.max_body_bytes:
-                raise protocol_error("listen", "oversized")
             for item in decoder.feed(chunk):
+                if isinstance(item, Oversized):
+                    raise protocol_error("listen", "oversized")
                 yield item
+            if decoder.overflowing:
+                raise protocol_error("listen", "oversized")
         for item in decoder.close():
             yield item
 

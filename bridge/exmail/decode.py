@@ -16,12 +16,19 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Garbage", "StreamDecoder", "loads_lenient"]
+__all__ = ["Garbage", "Oversized", "StreamDecoder", "loads_lenient"]
 
 _SPECIAL = re.compile(rb'["\\{}\[\]]')
 _STRING_OR_TRAILING_COMMA = re.compile(rb'("(?:[^"\\]|\\.)*")|,\s*(?=[}\]])', re.DOTALL)
 _SEPARATORS = b" \t\r\n,"
 _GARBAGE_END = re.compile(rb"[\n{\[]")
+
+
+@dataclass(frozen=True, slots=True)
+class Oversized:
+    """A value longer than the decoder's `max_value_bytes`; the caller stops reading."""
+
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +50,18 @@ def loads_lenient(data: bytes) -> Any:
 class StreamDecoder:
     """Split a byte stream into top-level JSON values (and `Garbage` runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_value_bytes: int | None = None) -> None:
+        self._max = max_value_bytes
         self._buf = bytearray()
         self._start = 0  # where the current value begins
         self._pos = 0  # where scanning of the current value resumes
         self._depth = 0
         self._in_string = False
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held for the value not yet complete (what a per-push cap applies to)."""
+        return len(self._buf) - self._start
 
     def feed(self, data: bytes) -> list[Any]:
         """Add bytes; return every value completed by them, in order."""
@@ -58,6 +71,11 @@ class StreamDecoder:
             pass
         self._compact()
         return out
+
+    @property
+    def overflowing(self) -> bool:
+        """Whether the value still being read is already over `max_value_bytes`."""
+        return self._max is not None and self.pending_bytes > self._max
 
     def close(self) -> list[Any]:
         """The stream ended: return what is left (an unfinished value is `Garbage`)."""
@@ -81,7 +99,11 @@ class StreamDecoder:
         end = self._scan()
         if end < 0:
             return False
-        out.append(_parse(bytes(self._buf[self._start : end])))
+        size = end - self._start
+        if self._max is not None and size > self._max:
+            out.append(Oversized(size))  # items before it are still handed out
+        else:
+            out.append(_parse(bytes(self._buf[self._start : end])))
         self._done(end)
         return True
 

@@ -42,11 +42,16 @@ class Exchange:
         *,
         headers: Mapping[str, str],
         read_s: float,
+        max_bytes: int | None = None,
     ) -> Any:
-        """POST `form`, read at most `max_body_bytes`, and return the judged JSON value."""
-        async with translated(endpoint), self.post(endpoint, url, form, headers, read_s) as resp:
+        """POST `form`, read at most `max_bytes` (default `max_body_bytes`), judge the JSON."""
+        cap = max_bytes or self.max_body_bytes
+        async with (
+            translated(endpoint),
+            self.post(endpoint, url, form, headers, read_s, cap=cap) as resp,
+        ):
             async with asyncio.timeout(read_s + self._connect_s):
-                body = await self.read_capped(endpoint, resp)
+                body = await self.read_capped(endpoint, resp, cap)
             return judge(endpoint, resp.status, resp.headers.get("Retry-After"), body)
 
     @asynccontextmanager
@@ -57,8 +62,15 @@ class Exchange:
         form: Mapping[str, str],
         headers: Mapping[str, str],
         read_s: float,
+        *,
+        cap: int | None = None,
+        cap_declared: bool = True,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """An open response to a POST; call inside `translated(endpoint)`."""
+        """An open response to a POST; call inside `translated(endpoint)`.
+
+        A declared length over `cap` is refused at once, unless `cap_declared` is false
+        (a held listen may carry many pushes; its cap applies to each one).
+        """
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self._connect_s, sock_connect=self._connect_s, sock_read=read_s
         )
@@ -67,21 +79,25 @@ class Exchange:
                 url, data=dict(form), headers=dict(headers), timeout=timeout
             )
         async with resp:
-            self.check_length(endpoint, resp)
+            if cap_declared:
+                self.check_length(endpoint, resp, cap or self.max_body_bytes)
             yield resp
 
-    def check_length(self, endpoint: str, resp: aiohttp.ClientResponse) -> None:
+    def check_length(self, endpoint: str, resp: aiohttp.ClientResponse, cap: int) -> None:
         """Refuse at once a body whose declared length is over the cap."""
-        if resp.content_length is not None and resp.content_length > self.max_body_bytes:
+        if resp.content_length is not None and resp.content_length > cap:
             raise protocol_error(endpoint, "oversized")
 
-    async def read_capped(self, endpoint: str, resp: aiohttp.ClientResponse) -> bytes:
+    async def read_capped(
+        self, endpoint: str, resp: aiohttp.ClientResponse, cap: int | None = None
+    ) -> bytes:
         """The whole body, counting bytes as they arrive; over the cap is an error."""
+        limit = cap or self.max_body_bytes
         parts: list[bytes] = []
         size = 0
         while chunk := await resp.content.read(_CHUNK_BYTES):
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 raise protocol_error(endpoint, "oversized")
             parts.append(chunk)
         return b"".join(parts)

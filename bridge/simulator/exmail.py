@@ -14,11 +14,15 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from bridge.binding import start_tcp_site
+from bridge.errors import ListenError
 from bridge.simulator.exmail_api import STATE, answers, routes
 from bridge.simulator.exmail_control import control_routes
 from bridge.simulator.exmail_faults import Faults, SimSettings
 from bridge.simulator.exmail_listen import listen
+from bridge.simulator.exmail_newapi_control import install_newapi
 from bridge.simulator.exmail_state import ExmailSimState
+from bridge.simulator.newapi_read import newapi_read_routes
 
 __all__ = [
     "STATE",
@@ -41,7 +45,9 @@ def make_exmail_app(
     app = web.Application(middlewares=[answers], client_max_size=1 << 20)
     app[STATE] = state or ExmailSimState(credentials=credentials, settings=settings)
     app.add_routes([*routes(), web.post("/openapi/listen", listen), *control_routes()])
+    app.add_routes(newapi_read_routes())
     app.on_shutdown.append(_release_listens)
+    install_newapi(app)  # the new API (api.exmail.qq.com) on the same port
     return app
 
 
@@ -57,7 +63,11 @@ async def start_site(app: web.Application, *, host: str, port: int) -> web.AppRu
     """
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=4096).start()
+    try:
+        await start_tcp_site(runner, host, port, backlog=4096)
+    except ListenError:
+        await runner.cleanup()
+        raise
     return runner
 
 

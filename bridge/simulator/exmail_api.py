@@ -154,7 +154,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     ok = q.get("fun") == "bizopenssologin" and q.get("method") == "bizauth"
     user = q.get("user", "")
     if ok and request.app[STATE].use_auth_key(q.get("agent", ""), user, q.get("ticket", "")):
-        text = f"<html><body>logged in as {html.escape(user)}</body></html>"
+        mail_id = q.get("mailid", "")
+        opened = f"; opened mail {html.escape(mail_id)}" if mail_id else ""
+        text = f"<html><body>logged in as {html.escape(user)}{opened}</body></html>"
         return web.Response(text=text, content_type="text/html")
     return web.Response(
         text="<html><body>login refused</body></html>", status=403, content_type="text/html"

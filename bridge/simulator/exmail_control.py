@@ -1,6 +1,7 @@
 """The simulator's control API under `/_sim/`: JSON in, JSON out, mirroring ExmailSimState.
 
 POST   /_sim/mail      {"tenant", "to", "from", "subject", "summary"} -> {"mail_id"}
+                       (404 naming `tenant` when no such client_id is known)
 POST   /_sim/unread    {"tenant", "mailbox", "count"}       set the count, queue a push
 POST   /_sim/read      {"tenant", "mailbox"}                one mail read: count - 1
 POST   /_sim/users     {"tenant", "action": add|modify|remove, "alias", ...fields} -> {"ver"}
@@ -23,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from bridge.simulator.exmail_api import STATE
-from bridge.simulator.exmail_state import ExmailSimState
+from bridge.simulator.exmail_state import ExmailSimState, UnknownTenant
 
 __all__ = ["control_routes"]
 
@@ -37,6 +38,8 @@ def _json_op(op: Op) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
             if not isinstance(body, dict):
                 raise TypeError("body must be a JSON object")
             result = op(request.app[STATE], body)
+        except UnknownTenant as exc:
+            return web.json_response({"error": _unknown_tenant(exc)}, status=404)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
         return web.json_response(result if result is not None else {"ok": True})
@@ -44,7 +47,16 @@ def _json_op(op: Op) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     return handler
 
 
+def _unknown_tenant(exc: UnknownTenant) -> str:
+    return (
+        f"tenant: no tenant with client_id {exc.args[0]!r} (give the tenant's client_id, "
+        "not its name; without --tenants a tenant is known once it has fetched a token)"
+    )
+
+
 def _mail(s: ExmailSimState, b: dict[str, Any]) -> dict[str, Any]:
+    if not s.known(str(b["tenant"])):
+        raise UnknownTenant(str(b["tenant"]))
     mail_id = s.send_mail(
         b["tenant"],
         to=b["to"],

@@ -70,6 +70,13 @@ class ExmailSimState:
         self.tenants[client_id] = created = SimTenant(client_id=client_id)
         return created
 
+    def known(self, client_id: str) -> bool:
+        """Whether `client_id` is a tenant: in the credentials file, else one that asked for
+        a token (so a mail to a misspelt tenant, or to its name, is refused, not dropped)."""
+        if self.credentials is not None:
+            return client_id in self.credentials
+        return self.token_requests[client_id] > 0
+
     def check_credentials(self, client_id: str, secret: str) -> bool:
         """Whether this credential may get a token."""
         if not client_id or not secret:

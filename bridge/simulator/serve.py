@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import resource
 import signal
@@ -16,27 +15,13 @@ from typing import Any
 from aiohttp import web
 
 from bridge.errors import ConfigError
+from bridge.simulator.args import add_arguments
 from bridge.simulator.exmail import make_exmail_app, site_port, start_site
-from bridge.simulator.exmail_faults import FRAMINGS, SimSettings
+from bridge.simulator.exmail_faults import SimSettings
+from bridge.simulator.wecom import make_wecom_app
+from bridge.simulator.wecom_state import WecomState
 
 __all__ = ["add_arguments", "load_credentials", "serve_forever"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the simulator's options."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=12211, help="Exmail port (12211)")
-    parser.add_argument("--hold-s", type=float, default=30.0, help="listen hold in seconds")
-    parser.add_argument("--framing", choices=FRAMINGS, default="single", help="listen framing")
-    parser.add_argument(
-        "--tenants", type=Path, help="JSON or TOML file of client_id = client_secret"
-    )
-    parser.add_argument(
-        "--token-expires-in-s", type=int, default=7200, help="lifetime of issued tokens"
-    )
-    parser.add_argument(
-        "--wecom-port", type=int, default=12212, help="fake WeCom port (12212; 0 = off)"
-    )
 
 
 def load_credentials(path: Path) -> dict[str, str]:
@@ -69,26 +54,20 @@ async def _serve(args: argparse.Namespace, credentials: dict[str, str] | None) -
         hold_s=args.hold_s, framing=args.framing, token_expires_in_s=args.token_expires_in_s
     )
     app = make_exmail_app(credentials=credentials, settings=settings)
-    runners = [await start_site(app, host=args.host, port=args.port)]
-    _announce("exmail", args.host, site_port(runners[0]))
-    wecom = _wecom_app() if args.wecom_port else None
-    if wecom is not None:
-        runners.append(await start_site(wecom, host=args.host, port=args.wecom_port))
-        _announce("wecom", args.host, site_port(runners[1]))
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        runner = await start_site(app, host=args.host, port=args.port)
+        stack.push_async_callback(runner.cleanup)
+        _announce("exmail", args.host, site_port(runner))
+        if args.wecom_port:
+            runner = await start_site(_wecom_app(), host=args.host, port=args.wecom_port)
+            stack.push_async_callback(runner.cleanup)
+            _announce("wecom", args.host, site_port(runner))
         await _until_signalled()
-    finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
 
 
-def _wecom_app() -> web.Application | None:
-    try:
-        module = importlib.import_module("bridge.simulator.wecom")
-    except ImportError:
-        return None
-    factory = getattr(module, "make_wecom_app", None)
-    return factory() if callable(factory) else None
+def _wecom_app() -> web.Application:
+    # Open to any corp and member: the shipped config.toml runs against it unchanged.
+    return make_wecom_app(WecomState(accept_any=True))
 
 
 def _announce(name: str, host: str, port: int) -> None:

@@ -1,7 +1,8 @@
 """A WeCom (企业微信) API simulator: tokens, app messages, email lookup and web OAuth.
 
 It behaves like WeCom where the bridge depends on it:
-- `GET /cgi-bin/gettoken` answers 40001 unless corpid/corpsecret match the state's.
+- `GET /cgi-bin/gettoken` answers 40001 unless corpid/corpsecret match the state's (with
+  `accept_any`, as `exmail-bridge simulate` runs it: any corp, secret, agent and member).
 - `POST /cgi-bin/message/send` checks the byte limits (textcard title <= 128 B,
   description <= 512 B, url <= 2048 B, btntxt <= 4 characters; text <= 2048 B) and answers
   **45002** ("content size out of limit") past them, 44004 when a required field is empty;
@@ -22,6 +23,7 @@ Control API (JSON): `POST /_sim/members` `{"userid","email","visible"}`,
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -93,7 +95,7 @@ async def gettoken(request: web.Request) -> web.Response:
     if fault is not None:
         return _reply(fault)
     query = request.query
-    if query.get("corpid") != state.corp_id or query.get("corpsecret") != state.corp_secret:
+    if not state.credentials_ok(query.get("corpid", ""), query.get("corpsecret", "")):
         return _reply(40001)
     return _reply(0, access_token=state.issue_token(), expires_in=state.token_ttl_s)
 
@@ -125,7 +127,7 @@ def _recipients(state: WecomState, touser: str) -> tuple[list[str], list[str]]:
     valid: list[str] = []
     invalid: list[str] = []
     for userid in filter(None, touser.split("|")):
-        member = state.members.get(userid)
+        member = state.member(userid)
         (valid if member is not None and member.visible else invalid).append(userid)
     return valid, invalid
 
@@ -136,7 +138,7 @@ async def message_send(request: web.Request) -> web.Response:
     if code:
         return _reply(code)
     state, doc = _state(request), await _json(request)
-    if doc.get("agentid") != state.agent_id:
+    if doc.get("agentid") != state.agent_id and not state.accept_any:
         return _reply(40056)
     if code := _content_error(doc):
         return _reply(code)
@@ -148,6 +150,8 @@ async def message_send(request: web.Request) -> web.Response:
     for userid in valid:
         sent = Sent(msgid=msgid, msgtype=msgtype, body=dict(doc[msgtype]), at=state.clock())
         state.deliver(userid, sent)
+    if state.answer_delay_s:  # the message went out; only the answer is late
+        await asyncio.sleep(state.answer_delay_s)
     return _reply(0, invaliduser="|".join(invalid).lower(), msgid=msgid)
 
 
@@ -175,7 +179,8 @@ async def authorize(request: web.Request) -> web.Response:
     state, query = _state(request), request.query
     _count(state, "oauth2/authorize")
     redirect = query.get("redirect_uri", "")
-    if query.get("appid") != state.corp_id or urlsplit(redirect).scheme not in {"http", "https"}:
+    appid_ok = query.get("appid") == state.corp_id or state.accept_any
+    if not appid_ok or urlsplit(redirect).scheme not in {"http", "https"}:
         return web.Response(status=400, text="bad appid or redirect_uri")
     userid = query.get("as_user") or state.current_user
     if not userid:

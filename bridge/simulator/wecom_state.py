@@ -67,12 +67,17 @@ class WecomState:
     members: dict[str, Member] = field(default_factory=dict)
     current_user: str | None = None
     seed: int = 0
+    # `exmail-bridge simulate`: any corp id, secret and agent id is accepted, and every
+    # userid or email names a visible member (an email's userid is its local part), so a
+    # config written for the real WeCom runs against it unchanged.
+    accept_any: bool = False
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (clock)
     codes: dict[str, str] = field(default_factory=dict)  # oauth code -> userid
     faults: list[Fault] = field(default_factory=list)
     received: dict[str, list[Sent]] = field(default_factory=dict)
     dropped: dict[str, list[Sent]] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
+    answer_delay_s: float = 0.0  # message/send answers this late (after delivering)
     _windows: dict[str, deque[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,7 +97,23 @@ class WecomState:
     def userid_by_email(self, email: str) -> str | None:
         """The member whose email this is."""
         wanted = email.lower()
-        return next((m.userid for m in self.members.values() if m.email == wanted), None)
+        found = next((m.userid for m in self.members.values() if m.email == wanted), None)
+        if found is None and self.accept_any and "@" in wanted:
+            found = self.add_member(wanted.split("@")[0], wanted).userid
+        return found
+
+    def member(self, userid: str) -> Member | None:
+        """The member `userid` (created, when the state accepts anyone)."""
+        found = self.members.get(userid)
+        if found is None and self.accept_any:
+            found = self.add_member(userid)
+        return found
+
+    def credentials_ok(self, corp_id: str, secret: str) -> bool:
+        """Whether gettoken may issue a token for this corp id and secret."""
+        if self.accept_any:
+            return bool(corp_id and secret)
+        return corp_id == self.corp_id and secret == self.corp_secret
 
     # reading what happened -----------------------------------------------------------
     def messages(self, userid: str) -> list[Sent]:

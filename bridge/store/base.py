@@ -1,4 +1,5 @@
-"""The store's contract: versions, the outbox per sink, dedupe, dead letters, leases.
+"""The store's contract: versions, the outbox per sink, dedupe, dead letters, leases,
+and what sources remember between runs (unread baselines, the last directory walk).
 
 Both backends (`sqlite`, `redis`) implement `Store` and pass the same contract tests.
 The SQLite store serves one process, so its leases are always granted and its
@@ -7,13 +8,34 @@ membership is this process alone; callers need no special case.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
 
-from bridge.events import Event
+import orjson
 
-__all__ = ["CommitResult", "DeadLetter", "Delivery", "Routed", "Store"]
+from bridge.events import Event
+from bridge.store.budget import Grant, Limits
+
+__all__ = [
+    "HOLD_S",
+    "CommitResult",
+    "DeadLetter",
+    "Delivery",
+    "DirectorySnapshot",
+    "Routed",
+    "Store",
+    "scan_size",
+]
+
+# Ordered sinks: a due delivery held behind an earlier one that is itself due (but was not
+# read in this claim) is looked at again this much later, so claims never spin on it.
+HOLD_S = 1.0
+
+
+def scan_size(limit: int) -> int:
+    """How many due deliveries an ordered claim reads to find `limit` it may take."""
+    return max(limit * 4, 64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +76,24 @@ class DeadLetter:
     failed_at: float  # unix seconds
 
 
+@dataclass(frozen=True, slots=True)
+class DirectorySnapshot:
+    """A tenant's directory as its last walk saw it: member -> fingerprint, and a hash of it."""
+
+    version: str
+    members: Mapping[str, str]
+
+    def to_json(self) -> bytes:
+        """The snapshot as JSON bytes, as both stores keep it."""
+        return orjson.dumps({"version": self.version, "members": dict(self.members)})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DirectorySnapshot:
+        """Inverse of `to_json`."""
+        doc = orjson.loads(raw)
+        return cls(version=str(doc["version"]), members=dict(doc["members"]))
+
+
 class Store(Protocol):
     """What the listeners, dispatchers, CLI and HTTP server need from storage."""
 
@@ -69,14 +109,53 @@ class Store(Protocol):
         """The tenant's stored version, "0" when none."""
 
     async def commit(
-        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+        self,
+        tenant: str,
+        routed: Sequence[Routed],
+        new_ver: str | None = None,
+        baselines: Mapping[str, int] | None = None,
     ) -> CommitResult:
         """Atomically: append each event (not seen in the dedupe window) to its sinks'
-        outboxes, remember its id, and advance the version when `new_ver` is given."""
+        outboxes, remember its id, advance the version when `new_ver` is given, and set
+        each mailbox's unread baseline in `baselines` (the events announce the change)."""
+
+    async def get_baselines(self, tenant: str) -> dict[str, int]:
+        """The last unread count committed per mailbox of `tenant` (empty when none)."""
+
+    async def get_directory(self, tenant: str) -> DirectorySnapshot | None:
+        """The tenant's directory as the last walk stored it, or None before the first."""
+
+    async def put_directory(self, tenant: str, snapshot: DirectorySnapshot) -> None:
+        """Replace the tenant's stored directory walk."""
 
     async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
         """Up to `limit` due deliveries for `sink`; each is invisible to other claimers
         for `lease_s` seconds unless acked, rescheduled or dead-lettered before that."""
+
+    async def claim_in_order(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
+        """Like `claim`, for ordered sinks: a delivery is handed out only when no earlier
+        delivery (commit order) of the same mailbox is still waiting for `sink`, or when
+        that one is handed out in the same call (they come back in commit order). A due
+        delivery held back is deferred, without an attempt, to the earlier one's due time.
+        The block is the stored line itself, so it holds across replicas and restarts."""
+
+    async def defer(self, delivery: Delivery, at: float) -> None:
+        """Try the delivery again at unix time `at` without counting an attempt (it was
+        held, not tried). Ignored when the claim was lost, like `retry_at`."""
+
+    async def renew(self, delivery: Delivery, lease_s: float) -> Delivery | None:
+        """Extend the claim to `lease_s` from now. Returns the delivery to use from now on
+        (its `ref` may change), or None when the claim was lost."""
+
+    async def take_budget(self, key: str, want: int, limits: Limits, now: float) -> Grant:
+        """Take `want` slots of `key`'s send budget when they all fit in every (sends,
+        window_s) limit, else one slot when one fits, else none (with the wait until one
+        frees); `now` is unix seconds. Shared by every process on the store."""
+
+    async def advance_mark(self, key: str, value: str, ttl_s: float) -> bool:
+        """Set `key`'s mark to `value` unless the mark is already greater (string order);
+        True when `value` is now the mark. The mark is forgotten `ttl_s` after its last
+        advance. Keeps a retained state (an unread count) from going backwards."""
 
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""
@@ -118,6 +197,10 @@ class Store(Protocol):
     async def release_lease(self, tenant: str, owner: str) -> None:
         """Give the lease up, if `owner` holds it."""
 
+    async def release_leases(self, tenants: Sequence[str], owner: str) -> int:
+        """Give up every lease `owner` holds among `tenants` in one round trip (shutdown of
+        10,000 tenants fits in `grace_s`); return how many were released."""
+
     async def lease_owner(self, tenant: str) -> str | None:
         """Who holds the tenant's lease now, or None."""
 
@@ -126,3 +209,10 @@ class Store(Protocol):
 
     async def live_owners(self) -> list[str]:
         """Replicas whose heartbeat has not expired, sorted (for rendezvous hashing)."""
+
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired (callback signature+nonce)."""
+
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key for `ttl_s` seconds; return those that were not remembered
+        already (each key's check-and-set is atomic)."""

@@ -52,6 +52,22 @@ class Keys:
         """HASH delivery id -> attempts made so far (absent = 0). No TTL."""
         return f"{self.prefix}attempts:{sink}"
 
+    def line(self, sink: str, mailbox: str) -> str:
+        """ZSET delivery id -> 0 (so it sorts by id, which is commit order): the deliveries
+        of `mailbox` waiting for the ordered `sink`. An id joins when an ordered claim first
+        reads it and leaves on ack or dead letter; Redis drops the key when it empties."""
+        return f"{self.prefix}line:{sink}:{mailbox}"
+
+    def budget(self, key: str) -> str:
+        """ZSET send id -> unix ms of the send, for one budget key (a WeCom member of one
+        app). TTL = the longest window (PEXPIRE on every take)."""
+        return f"{self.prefix}budget:{key}"
+
+    def mark(self, key: str) -> str:
+        """STRING: the newest value published for `key` (an unread count's event time).
+        TTL = the caller's ttl_s, set on every advance."""
+        return f"{self.prefix}mark:{key}"
+
     def dead(self, sink: str) -> str:
         """HASH delivery id -> dead letter JSON (event, attempts, reason, failed_at). No TTL."""
         return f"{self.prefix}dead:{sink}"
@@ -73,6 +89,19 @@ class Keys:
         """ZSET replica id -> unix ms its heartbeat expires; expired members are pruned on
         every heartbeat. No TTL."""
         return f"{self.prefix}replicas"
+
+    def baselines(self, tenant: str) -> str:
+        """HASH mailbox -> last committed unread count (set by commit). No TTL."""
+        return f"{self.prefix}baselines:{tenant}"
+
+    def directory(self, tenant: str) -> str:
+        """STRING JSON {version, members}: the tenant's last directory walk. No TTL."""
+        return f"{self.prefix}directory:{tenant}"
+
+    def nonce(self, key: str) -> str:
+        """STRING "1": a callback's (signature, nonce) key, remembered to refuse replays.
+        TTL = the replay window (SET NX PX)."""
+        return f"{self.prefix}nonce:{key}"
 
     def secret(self, name: str) -> str:
         """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""

@@ -28,7 +28,7 @@ Design (decided here; key layout in `bridge.store.keys`, scripts in `redis_scrip
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Self, cast
 
 import orjson
@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 
+from bridge.store import redis_order
 from bridge.store import redis_scripts as lua
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
 from bridge.store.keys import Keys
@@ -47,13 +48,14 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.redis_sources import RedisSourcesMixin
 from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
 from bridge.store.subscriptions_redis import RedisSubscriptions
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(RedisSubscriptions):
+class RedisStore(redis_order.OrderedOps, RedisSourcesMixin, RedisSubscriptions):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -86,7 +88,10 @@ class RedisStore(RedisSubscriptions):
         self._redis = aioredis.Redis(connection_pool=self._pool)
         self._blocking = aioredis.Redis(connection_pool=self._blocking_pool)
         self._scripts = {
-            name: self._redis.register_script(getattr(lua, name)) for name in lua.__all__
+            name: self._redis.register_script(getattr(module, name))
+            for module in (lua, redis_order)
+            for name in module.__all__
+            if name.isupper()
         }
         for name, source in SUBSCRIPTION_SCRIPTS.items():
             self._scripts[name] = self._redis.register_script(source)
@@ -118,10 +123,18 @@ class RedisStore(RedisSubscriptions):
         return raw.decode() if raw else "0"
 
     async def commit(
-        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+        self,
+        tenant: str,
+        routed: Sequence[Routed],
+        new_ver: str | None = None,
+        baselines: Mapping[str, int] | None = None,
     ) -> CommitResult:
-        """Append new events to their sinks' outboxes and set the version, atomically."""
+        """Append new events, set the version and the baselines, atomically."""
         keys, args = self._commit_call(tenant, routed, new_ver)
+        keys.append(self._keys.baselines(tenant))
+        args.append(len(baselines or {}))
+        for mailbox, unread in (baselines or {}).items():
+            args += [mailbox, unread]
         emitted, duplicates = await self._script("COMMIT", keys, args)
         return CommitResult(emitted=int(emitted), duplicates=int(duplicates))
 
@@ -169,7 +182,9 @@ class RedisStore(RedisSubscriptions):
         """Forget a delivered delivery."""
         k, sink = self._keys, delivery.sink
         ident, _ = split_ref(delivery.ref)
-        await self._script("ACK", [k.due(sink), k.body(sink), k.attempts(sink)], [ident])
+        keys = [k.due(sink), k.body(sink), k.attempts(sink)]
+        keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
+        await self._script("ACK", keys, [ident, ms(time.time())])
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""
@@ -192,6 +207,7 @@ class RedisStore(RedisSubscriptions):
             }
         )
         keys = [k.due(sink), k.body(sink), k.attempts(sink), k.dead(sink), k.dead_order(sink)]
+        keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
         await self._script("DEAD_LETTER", keys, [ident, token, record, ms(now)])
 
     async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -277,7 +293,14 @@ class RedisStore(RedisSubscriptions):
 
     async def release_lease(self, tenant: str, owner: str) -> None:
         """Give the lease up, if `owner` holds it."""
-        await self._script("RELEASE_LEASE", [self._keys.lease(tenant)], [owner])
+        await self.release_leases([tenant], owner)
+
+    async def release_leases(self, tenants: Sequence[str], owner: str) -> int:
+        """Give up every lease `owner` holds among `tenants`, in one round trip."""
+        if not tenants:
+            return 0
+        keys = [self._keys.lease(t) for t in tenants]
+        return int(await self._script("RELEASE_LEASE", keys, [owner]))
 
     async def lease_owner(self, tenant: str) -> str | None:
         """Who holds the tenant's lease now, or None."""
@@ -297,3 +320,21 @@ class RedisStore(RedisSubscriptions):
         key, now_ms = self._keys.replicas(), ms(time.time())
         raw = await self._run("live_owners", self._redis.zrangebyscore(key, now_ms, "+inf"))
         return sorted(r.decode() for r in raw)
+
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired (one MGET)."""
+        if not keys:
+            return set()
+        names = [self._keys.nonce(k) for k in keys]
+        values = await self._run("nonces_seen", self._redis.mget(names))
+        return {key for key, value in zip(keys, values, strict=True) if value is not None}
+
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key (SET NX PX, one pipeline); those not remembered already."""
+        if not keys:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(self._keys.nonce(key), b"1", nx=True, px=max(ms(ttl_s), 1))
+        done = await self._run("remember_nonces", pipe.execute())
+        return {key for key, ok in zip(keys, done, strict=True) if ok}

@@ -19,9 +19,11 @@ __all__ = [
     "RETRY",
 ]
 
-# KEYS: seq, sinks, version, seen[1..n], then per sink j (1..m): due, body, wake.
+# KEYS: seq, sinks, version, seen[1..n], then per sink j (1..m): due, body, wake;
+#       then the tenant's baselines hash.
 # ARGV: now_ms, window_ms, new_ver ("" = keep), n, m, sink names[1..m],
-#       then per event: json, k, k sink indexes (1-based).
+#       then per event: json, k, k sink indexes (1-based);
+#       then b, and b pairs (mailbox, unread count) for the baselines hash.
 # Returns {emitted, duplicates}.
 COMMIT = """#!lua
 local now, window, ver = ARGV[1], ARGV[2], ARGV[3]
@@ -63,6 +65,10 @@ for s in pairs(woken) do
   redis.call('SADD', KEYS[2], ARGV[5 + s])
 end
 if ver ~= '' then redis.call('SET', KEYS[3], ver) end
+local b = tonumber(ARGV[at] or '0')
+for i = 1, b do
+  redis.call('HSET', KEYS[#KEYS], ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
+end
 return {#fresh, dup}
 """
 
@@ -89,13 +95,32 @@ end
 return out
 """
 
-# KEYS: due, body, attempts.  ARGV: id.
-ACK = """#!lua
+# An id in a mailbox's line (ordered sinks) leaves it, and the next id becomes due now.
+# KEYS: due, line, wake.  ARGV: id, now_ms.
+_MOVE_LINE = """
+local rank = redis.call('ZRANK', KEYS[LINE], ARGV[1])
+if rank then
+  redis.call('ZREM', KEYS[LINE], ARGV[1])
+  local nxt = redis.call('ZRANGE', KEYS[LINE], rank, rank)[1]
+  local score = nxt and redis.call('ZSCORE', KEYS[1], nxt)
+  if score and tonumber(score) > tonumber(ARGV[NOW]) then
+    redis.call('ZADD', KEYS[1], ARGV[NOW], nxt)
+    redis.call('LPUSH', KEYS[LINE + 1], '1')
+    redis.call('LTRIM', KEYS[LINE + 1], 0, 0)
+  end
+end
+"""
+
+# KEYS: due, body, attempts, line (the mailbox's), wake.  ARGV: id, now_ms.
+ACK = (
+    """#!lua
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
-return 1
 """
+    + _MOVE_LINE.replace("LINE", "4").replace("NOW", "2")
+    + "return 1\n"
+)
 
 # Only the current claimer (whose lease deadline is still the score) may reschedule.
 # KEYS: due, attempts, wake.  ARGV: id, claim token (until_ms), at_ms.
@@ -109,8 +134,10 @@ redis.call('LTRIM', KEYS[3], 0, 0)
 return 1
 """
 
-# KEYS: due, body, attempts, dead, dead_order.  ARGV: id, claim token, record, failed_ms.
-DEAD_LETTER = """#!lua
+# KEYS: due, body, attempts, dead, dead_order, line (the mailbox's), wake.
+# ARGV: id, claim token, record, failed_ms.
+DEAD_LETTER = (
+    """#!lua
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -118,8 +145,10 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
-return 1
 """
+    + _MOVE_LINE.replace("LINE", "6").replace("NOW", "4")
+    + "return 1\n"
+)
 
 # KEYS: due, body, attempts, dead, dead_order, wake.  ARGV: now_ms, then (id, json) pairs.
 REPLAY = """#!lua
@@ -169,8 +198,11 @@ end
 return out
 """
 
-# KEYS: lease.  ARGV: owner.
+# KEYS: the leases to give up; ARGV: owner. Returns how many it held and released.
 RELEASE_LEASE = """#!lua
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then released = released + redis.call('DEL', key) end
+end
+return released
 """

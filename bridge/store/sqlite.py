@@ -14,7 +14,7 @@ import contextlib
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -22,13 +22,24 @@ from typing import Any, Self, TypeVar
 from bridge.errors import StoreError, StoreFullError
 from bridge.events import Event
 from bridge.store import sqlite_ops as ops
-from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
+from bridge.store import sqlite_order, sqlite_sources
+from bridge.store.base import (
+    HOLD_S,
+    CommitResult,
+    DeadLetter,
+    Delivery,
+    DirectorySnapshot,
+    Routed,
+    scan_size,
+)
+from bridge.store.budget import Grant, Limits
 from bridge.store.sqlite_schema import connect
 from bridge.store.subscriptions_sqlite import SqliteSubscriptions
 
 __all__ = ["SqliteStore"]
 
 _BACKEND = "sqlite"
+_IN_LINE = "@line"  # ref mark of an ordered claim: acking it moves its mailbox's line on
 _PRUNE_EVERY_S = 10.0
 _T = TypeVar("_T")
 
@@ -88,15 +99,19 @@ class SqliteStore(SqliteSubscriptions):
         return await self._call("get_version", ops.get_version, self._db, tenant) or "0"
 
     async def commit(
-        self, tenant: str, routed: Sequence[Routed], new_ver: str | None = None
+        self,
+        tenant: str,
+        routed: Sequence[Routed],
+        new_ver: str | None = None,
+        baselines: Mapping[str, int] | None = None,
     ) -> CommitResult:
-        """Append new events to their sinks' outboxes and set the version, atomically."""
+        """Append new events, set the version and the baselines, atomically."""
         events = [
             ops.NewEvent(r.event.id, r.event.to_json(), r.event.mailbox, r.sinks) for r in routed
         ]
-        now = time.time()
+        now, counts = time.time(), list((baselines or {}).items())
         emitted, duplicates, sinks = await self._call(
-            "commit", ops.commit, self._db, tenant, events, new_ver, now, self._window_s
+            "commit", ops.commit, self._db, tenant, events, new_ver, now, self._window_s, counts
         )
         self._notify(sinks)
         if now >= self._next_prune:
@@ -108,16 +123,47 @@ class SqliteStore(SqliteSubscriptions):
         """Up to `limit` due deliveries, oldest first, each leased for `lease_s`."""
         now = time.time()
         rows = await self._call("claim", ops.claim, self._db, sink, limit, now, now + lease_s)
-        return [
-            Delivery(
-                sink=sink,
-                event=Event.from_json(row.body),
-                attempt=row.attempt,
-                ref=f"{row.row_id}@{row.claims}",
-                enqueued_at=row.enqueued_at,
-            )
-            for row in rows
-        ]
+        return [_delivery(sink, row) for row in rows]
+
+    async def claim_in_order(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
+        """Up to `limit` due deliveries, each first in its mailbox's line (see sqlite_order)."""
+        now = time.time()
+        rows = await self._call(
+            "claim_in_order",
+            sqlite_order.claim_in_order,
+            self._db,
+            sink,
+            limit,
+            now,
+            now + lease_s,
+            scan_size(limit),
+            HOLD_S,
+        )
+        return [_delivery(sink, row, _IN_LINE) for row in rows]
+
+    async def defer(self, delivery: Delivery, at: float) -> None:
+        """Try the delivery again at unix time `at`, attempts unchanged."""
+        row_id, claims = _split_ref(delivery.ref)
+        if await self._call("defer", sqlite_order.defer, self._db, row_id, claims, at):
+            self._notify({delivery.sink})
+
+    async def renew(self, delivery: Delivery, lease_s: float) -> Delivery | None:
+        """Extend the delivery's claim by `lease_s` from now; None when it was lost."""
+        row_id, claims = _split_ref(delivery.ref)
+        at = time.time() + lease_s
+        kept = await self._call("renew", sqlite_order.defer, self._db, row_id, claims, at)
+        return delivery if kept else None
+
+    async def take_budget(self, key: str, want: int, limits: Limits, now: float) -> Grant:
+        """Take slots of `key`'s send budget, all-or-one (see bridge.store.budget)."""
+        return await self._call(
+            "take_budget", sqlite_order.take_budget, self._db, key, want, limits, now
+        )
+
+    async def advance_mark(self, key: str, value: str, ttl_s: float) -> bool:
+        """Set `key`'s mark to `value` unless it is greater already."""
+        args = (self._db, key, value, time.time(), ttl_s)
+        return await self._call("advance_mark", sqlite_order.advance_mark, *args)
 
     async def wait(self, sink: str, timeout_s: float) -> None:
         """Return when something may be due for `sink`, or after `timeout_s`."""
@@ -134,6 +180,14 @@ class SqliteStore(SqliteSubscriptions):
         """Forget a delivered delivery."""
         row_id, _ = _split_ref(delivery.ref)
         await self._call("ack", ops.ack, self._db, row_id)
+        await self._move_line(delivery, row_id)
+
+    async def _move_line(self, delivery: Delivery, row_id: int) -> None:
+        if not delivery.ref.endswith(_IN_LINE):
+            return
+        args = (self._db, delivery.sink, delivery.event.mailbox, row_id, time.time())
+        if await self._call("pull_next", sqlite_order.pull_next, *args):
+            self._notify({delivery.sink})
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""
@@ -145,9 +199,11 @@ class SqliteStore(SqliteSubscriptions):
         """Move the delivery to the sink's dead letters."""
         row_id, claims = _split_ref(delivery.ref)
         event_id, now = delivery.event.id, time.time()
-        await self._call(
+        moved = await self._call(
             "dead_letter", ops.dead_letter, self._db, row_id, claims, event_id, reason, now
         )
+        if moved:
+            await self._move_line(delivery, row_id)
 
     async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Dead letters, oldest first, of one sink or all."""
@@ -179,6 +235,22 @@ class SqliteStore(SqliteSubscriptions):
         """The secret under `name`, stored from `factory` the first time."""
         return await self._call("get_secret", ops.get_secret, self._db, name, factory)
 
+    async def get_baselines(self, tenant: str) -> dict[str, int]:
+        """The last unread count committed per mailbox of `tenant`."""
+        return await self._call("get_baselines", sqlite_sources.get_baselines, self._db, tenant)
+
+    async def get_directory(self, tenant: str) -> DirectorySnapshot | None:
+        """The tenant's last stored directory walk, or None."""
+        row = await self._call("get_directory", sqlite_sources.get_directory, self._db, tenant)
+        return None if row is None else DirectorySnapshot.from_json(row[1])
+
+    async def put_directory(self, tenant: str, snapshot: DirectorySnapshot) -> None:
+        """Replace the tenant's stored directory walk."""
+        raw = snapshot.to_json()
+        await self._call(
+            "put_directory", sqlite_sources.put_directory, self._db, tenant, snapshot.version, raw
+        )
+
     # One process owns the file: leases are always granted, membership is this process.
 
     async def acquire_leases(self, tenants: Sequence[str], owner: str, ttl_s: float) -> list[str]:
@@ -193,8 +265,14 @@ class SqliteStore(SqliteSubscriptions):
 
     async def release_lease(self, tenant: str, owner: str) -> None:
         """Forget the lease if `owner` holds it."""
-        if self._leases.get(tenant) == owner:
+        await self.release_leases([tenant], owner)
+
+    async def release_leases(self, tenants: Sequence[str], owner: str) -> int:
+        """Forget each lease `owner` holds among `tenants`; how many."""
+        mine = [t for t in tenants if self._leases.get(t) == owner]
+        for tenant in mine:
             del self._leases[tenant]
+        return len(mine)
 
     async def lease_owner(self, tenant: str) -> str | None:
         """The owner last granted the tenant's lease in this process, or None."""
@@ -209,7 +287,28 @@ class SqliteStore(SqliteSubscriptions):
         now = time.monotonic()
         return sorted(o for o, until in self._replicas.items() if until > now)
 
+    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` remembered and not yet expired."""
+        return await self._call("nonces_seen", ops.nonces_seen, self._db, list(keys), time.time())
+
+    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
+        """Remember each key for `ttl_s` seconds; those that were not remembered already."""
+        now = time.time()
+        return await self._call(
+            "remember_nonces", ops.remember_nonces, self._db, list(keys), now, ttl_s
+        )
+
 
 def _split_ref(ref: str) -> tuple[int, int]:
-    row_id, _, claims = ref.partition("@")
+    row_id, claims, *_ = ref.split("@")
     return int(row_id), int(claims)
+
+
+def _delivery(sink: str, row: ops.ClaimedRow, mark: str = "") -> Delivery:
+    return Delivery(
+        sink=sink,
+        event=Event.from_json(row.body),
+        attempt=row.attempt,
+        ref=f"{row.row_id}@{row.claims}{mark}",
+        enqueued_at=row.enqueued_at,
+    )

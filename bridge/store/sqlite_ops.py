@@ -58,8 +58,9 @@ def commit(
     new_ver: str | None,
     now: float,
     window_s: float,
+    baselines: Sequence[tuple[str, int]] = (),
 ) -> tuple[int, int, set[str]]:
-    """Append fresh events; return (emitted, duplicates, sinks that got rows)."""
+    """Append fresh events (and set baselines); return (emitted, duplicates, sinks)."""
     emitted, touched = 0, set[str]()
     with transaction(conn):
         for event in events:
@@ -78,6 +79,11 @@ def commit(
                 "INSERT INTO versions VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET ver = ?",
                 (tenant, new_ver, new_ver),
             )
+        conn.executemany(
+            "INSERT INTO baselines VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant, mailbox) DO UPDATE SET unread = excluded.unread",
+            [(tenant, mailbox, unread) for mailbox, unread in baselines],
+        )
     return emitted, len(events) - emitted, touched
 
 
@@ -207,3 +213,28 @@ def get_secret(conn: sqlite3.Connection, name: str, factory: bytes) -> bytes:
         conn.execute("INSERT OR IGNORE INTO kv VALUES (?, ?)", (name, factory))
         row = conn.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
     return bytes(row[0])
+
+
+def nonces_seen(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> set[str]:
+    query = "SELECT 1 FROM nonces WHERE key = ? AND expires_at > ?"
+    return {key for key in keys if conn.execute(query, (key, now)).fetchone() is not None}
+
+
+def remember_nonces(
+    conn: sqlite3.Connection, keys: Sequence[str], now: float, ttl_s: float
+) -> set[str]:
+    new: set[str] = set()
+    with transaction(conn):
+        conn.execute(
+            "DELETE FROM nonces WHERE key IN "
+            "(SELECT key FROM nonces WHERE expires_at <= ? LIMIT ?)",
+            (now, _PRUNE_BATCH),
+        )
+        for key in keys:
+            conn.execute("DELETE FROM nonces WHERE key = ? AND expires_at <= ?", (key, now))
+            cursor = conn.execute(
+                "INSERT INTO nonces VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
+            )
+            if cursor.rowcount == 1:
+                new.add(key)
+    return new

@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     mailbox     TEXT    NOT NULL DEFAULT ''  -- for per-mailbox ordering queries
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, due_at, id);
+-- Ordered sinks look up the delivery before this one in its mailbox's line.
+CREATE INDEX IF NOT EXISTS outbox_line ON outbox (sink, mailbox, id);
 
 -- Ids of committed events; a row older than the dedupe window no longer counts and is
 -- pruned in small batches on the commit path.
@@ -65,11 +67,53 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_sink ON dead_letters (sink, id);
 CREATE INDEX IF NOT EXISTS dead_event ON dead_letters (event_id);
 
+-- Sends per budget key (a WeCom member of one app), so rate limits hold for every
+-- process on this file; rows older than the longest window are pruned on every take.
+CREATE TABLE IF NOT EXISTS budget (
+    key TEXT NOT NULL,
+    at  REAL NOT NULL  -- unix seconds of one send
+);
+CREATE INDEX IF NOT EXISTS budget_key ON budget (key, at);
+CREATE INDEX IF NOT EXISTS budget_at ON budget (at);
+
+-- Newest value published per key (e.g. the time of a retained unread count), so an
+-- older retry never overwrites a newer state; expired rows are pruned on every advance.
+CREATE TABLE IF NOT EXISTS marks (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    expires_at REAL NOT NULL  -- unix seconds
+) WITHOUT ROWID;
+
 -- Generated secrets (click-through signing key, ...), written once.
 CREATE TABLE IF NOT EXISTS kv (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
+
+-- The last unread count committed per watched mailbox: sources reconcile against it
+-- after every gap. Written in the same transaction as the events that announce a change.
+CREATE TABLE IF NOT EXISTS baselines (
+    tenant  TEXT    NOT NULL,
+    mailbox TEXT    NOT NULL,
+    unread  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, mailbox)
+) WITHOUT ROWID;
+
+-- Each tenant's last directory walk (new API: no versions upstream, so walks are diffed):
+-- `version` is the walk's content hash, `members` a JSON object member -> fingerprint.
+CREATE TABLE IF NOT EXISTS directories (
+    tenant  TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    members BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- Callbacks' (signature, nonce) keys, remembered to refuse replays; expired rows no longer
+-- count and are pruned on `remember_nonces`.
+CREATE TABLE IF NOT EXISTS nonces (
+    key        TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL    -- unix seconds
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 
 -- Backlog and dead-letter counts per sink, kept exact by the triggers below, so the
 -- metrics read one row instead of counting a large outbox every few seconds.

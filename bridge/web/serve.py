@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
+from bridge.binding import start_tcp_site
 from bridge.config import BridgeSection
 from bridge.web.ops import Health, ReadyCheck, make_healthz, make_http_app, make_ops_app
 from bridge.web.public import Listener, PublicFace, make_public_app
@@ -43,7 +44,7 @@ async def _serve_one(listener: Listener) -> AsyncIterator[None]:
     runner = web.AppRunner(listener.app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+        await start_tcp_site(runner, host.strip("[]"), int(port))
         yield
     finally:
         await runner.cleanup()

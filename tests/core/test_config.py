@@ -23,7 +23,10 @@ def _base() -> dict[str, Any]:
 def test_shipped_example_is_valid() -> None:
     """The commented config.toml validates as is."""
     config = load_config(ROOT / "config.toml")
-    assert [t.name for t in config.tenants] == ["acme"]
+    assert [(t.name, t.protocol) for t in config.tenants] == [
+        ("acme", "legacy"),
+        ("initech", "api"),
+    ]
     assert {s.type for s in config.sinks} == {"webhook", "mqtt", "wecom"}
 
 
@@ -157,9 +160,10 @@ def test_cli_check_ok() -> None:
     """`exmail-bridge check -c config.toml` exits 0 and prints a summary without secrets."""
     done = _cli("check", "-c", "config.toml")
     assert done.returncode == 0, done.stderr
-    assert "tenants: 1" in done.stdout
+    assert "tenants: 2" in done.stdout
     assert "oa (webhook)" in done.stdout
-    assert "demo-key" not in done.stdout + done.stderr
+    for secret in ("demo-key", "demo-mail-secret", "demo-sso-secret", "demo-callback-token"):
+        assert secret not in done.stdout + done.stderr
 
 
 def test_cli_check_missing_secret(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ from tests.plugins.services import MosquittoServer, free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _demo_config(tmp_path: Path, broker: str) -> Path:
+def _demo_config(tmp_path: Path, broker: str) -> tuple[Path, dict[str, str]]:
+    """The shipped config on free ports, and the environment that moves its listeners."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     ports = {p: free_port() for p in ("12211", "12212", "9480", "9464")}
     for old, new in ports.items():
@@ -23,28 +25,37 @@ def _demo_config(tmp_path: Path, broker: str) -> Path:
     text = text.replace("sqlite:///./data/bridge.db", f"sqlite:///{tmp_path}/bridge.db")
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
-    return path
+    # The shipped file leaves http_listen to $EXMAIL_BRIDGE_HTTP_LISTEN (the image sets it).
+    env = {**os.environ, "EXMAIL_BRIDGE_HTTP_LISTEN": f"127.0.0.1:{ports['9464']}"}
+    return path, env
 
 
 def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
-    """The demo delivers every mail to the webhook, MQTT and WeCom, and clicks a card."""
-    config = _demo_config(tmp_path, mosquitto_server.url)
+    """The demo delivers every mail of its legacy and its api tenant to the webhook, MQTT
+    and WeCom, and clicks a card."""
+    config, env = _demo_config(tmp_path, mosquitto_server.url)
     done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "2"],
+        [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "15"],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp_path,
+        env=env,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for sink in ("webhook", "mqtt", "wecom"):
-        assert sum(line.strip().startswith(sink) for line in lines) == 5, (sink, done.stdout)
+        assert sum(line.strip().startswith(sink) for line in lines) == 7, (sink, done.stdout)
     assert "季度报表已上传" in done.stdout
+    assert "initech: a tenant of the new API (callbacks)" in done.stdout
+    assert (
+        sum("ceo@initech.com" in line and "预算批复" in line for line in lines) == 3
+    )  # → webhook mqtt
     assert "logged in as bob@acme.com" in done.stdout
     assert "BAD SIGNATURE" not in done.stdout
     assert "demo stopped" in done.stdout
+    assert "Ctrl-C" not in done.stdout  # --duration stops it by itself
     assert "demo-key" not in done.stdout + done.stderr
 
 

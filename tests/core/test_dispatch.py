@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -55,6 +56,7 @@ async def dispatching(
     retry_s: list[float],
     ordered: bool = False,
     timeout_s: float = 2,
+    **extra: Any,
 ) -> AsyncIterator[Dispatcher]:
     """A receiver on a free port and a running dispatcher delivering to it."""
     app = web.Application()
@@ -74,7 +76,13 @@ async def dispatching(
     sink = WebhookSink(config=config)
     await sink.start()
     dispatcher = Dispatcher(
-        sink=sink, store=store, retry_s=retry_s, concurrency=8, timeout_s=timeout_s, ordered=ordered
+        sink=sink,
+        store=store,
+        retry_s=retry_s,
+        concurrency=8,
+        timeout_s=timeout_s,
+        ordered=ordered,
+        **extra,
     )
     task = asyncio.create_task(dispatcher.run(), name="dispatch[test]")
     try:

@@ -68,6 +68,7 @@ async def running(
     *,
     tenant: TenantConfig | None = None,
     settings: ExmailSection | None = None,
+    unread_memory: int = 1000,
 ) -> AsyncIterator[Running]:
     """Run one listener until the block ends."""
     settings = settings or sim.exmail_settings()
@@ -82,6 +83,7 @@ async def running(
             settings=settings,
             board=board,
             sleep=sleeps,
+            unread_memory=unread_memory,
         )
         task = asyncio.create_task(listener.run(), name="listener[test]")
         try:
@@ -200,17 +202,27 @@ async def test_backoff_grows_then_resets(exmail_sim: ExmailSim, store: Store) ->
     assert all(0 <= d <= cap for d, cap in zip(delays, [1, 2, 4, 4, 4], strict=True))
 
 
+MAIL = events.MAIL_RECEIVED
+
+
 async def test_invalid_token_mid_stream(exmail_sim: ExmailSim, store: Store) -> None:
     """A revoked token (1200) costs exactly one new token request, then mail flows again."""
     async with running(exmail_sim, store) as run:
         await until(lambda: _polled(run, 1))
         tokens = exmail_sim.state.stats(CLIENT_ID)["token_requests"]
         exmail_sim.state.revoke_tokens(CLIENT_ID)
-        exmail_sim.state.send_mail(CLIENT_ID, to="bob@acme.com", sender="a@b.cn")
+        seen: set[str] = set()
 
         async def arrived() -> bool:
-            return any(d.event.type == events.MAIL_RECEIVED for d in await claim_all(store))
+            seen.update(d.event.id for d in await claim_all(store) if d.event.type == MAIL)
+            return len(seen) == len(sent)
 
+        # A listen already held when the token was revoked may still deliver the first mail;
+        # the listen after it must present the revoked token, so by the second mail the
+        # bridge has met 1200 and fetched exactly one new token.
+        sent = [exmail_sim.state.send_mail(CLIENT_ID, to="bob@acme.com", sender="a@b.cn")]
+        await until(arrived)
+        sent.append(exmail_sim.state.send_mail(CLIENT_ID, to="bob@acme.com", sender="c@d.cn"))
         await until(arrived)
         assert exmail_sim.state.stats(CLIENT_ID)["token_requests"] == tokens + 1
 
@@ -263,10 +275,11 @@ async def test_reconcile_after_gap(exmail_sim: ExmailSim, store: Store, rise: bo
     async with running(exmail_sim, store, tenant=tenant) as run:
         await until(lambda: _polled(run, 2))
         await claim_all(store)  # what happened before the gap
+        # The count changes without a push reaching the bridge, then it loses the upstream
+        # for a while: only the reconcile after that gap can notice.
+        exmail_sim.state.tenant(CLIENT_ID).unread["boss@acme.com"] = 7 if rise else 3
         exmail_sim.state.set_faults(http_5xx=1.0, endpoints=frozenset({"listen"}), times=2)
         await until(lambda: _slept(run, 3))
-        # While the bridge is away the count changes without a push reaching it.
-        exmail_sim.state.tenant(CLIENT_ID).unread["boss@acme.com"] = 7 if rise else 3
         await until(lambda: _polled(run, 4))
         found = [d.event for d in await claim_all(store) if d.event.type == events.MAIL_UNREAD]
     reconciled = [e for e in found if e.data["reason"] == "reconcile"]

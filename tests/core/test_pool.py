@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
+
 from bridge.config import TenantConfig
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
@@ -113,3 +115,33 @@ async def test_two_replicas_split_and_take_over(
 
 async def _owns_all(pool: Pool) -> bool:
     return len(pool.listeners) == len(TENANTS)
+
+
+async def test_stop_releases_every_lease_in_one_round_trip(
+    exmail_sim: ExmailSim, redis_store_maker: StoreMaker
+) -> None:
+    """Pool.stop gives up all its leases with one Redis call, however many tenants it owns."""
+    async with redis_store_maker.open() as store:
+        assert redis_store_maker.redis_server is not None
+        probe = aioredis.Redis.from_url(redis_store_maker.redis_server.url)
+        try:
+            # a long TTL: no ownership round runs while the calls are counted
+            async with replica(exmail_sim, store, "solo", lease_ttl_s=30) as (pool, _):
+                await until(lambda: _all_started(pool))
+                before = await _evalsha_calls(probe)
+                await pool.stop()
+                after = await _evalsha_calls(probe)
+        finally:
+            await probe.aclose()
+        assert after - before == 1
+        assert [await store.lease_owner(t.name) for t in TENANTS] == [None] * len(TENANTS)
+
+
+async def _all_started(pool: Pool) -> bool:
+    return len(pool.listeners) == len(TENANTS)
+
+
+async def _evalsha_calls(probe: aioredis.Redis) -> int:
+    """Scripts Redis ran (a NOSCRIPT miss that redis-py then loads and reruns is not one)."""
+    evalsha = (await probe.info("commandstats")).get("cmdstat_evalsha", {})
+    return int(evalsha.get("calls", 0)) - int(evalsha.get("failed_calls", 0))

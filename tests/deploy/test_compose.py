@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -15,7 +18,7 @@ from bridge.config import Config, parse_config
 from tests.deploy.support import DEPLOY, load_yaml
 from tests.plugins.services import free_port, wait_port
 
-SERVICES = {"bridge", "redis", "mosquitto", "prometheus", "grafana", "sim"}
+SERVICES = {"bridge", "ingress", "redis", "mosquitto", "prometheus", "grafana", "sim"}
 SECRET_NAME_RE = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|_KEY$|CREDENTIAL", re.IGNORECASE)
 _SECRET_FILE_RE = re.compile(r'"/run/secrets/([a-z_]+)"')
 
@@ -43,7 +46,7 @@ def _bridge_config(tmp_path: Path) -> Config:
 
 
 def test_compose_names_every_service() -> None:
-    """compose.yaml defines the bridge, Redis, Mosquitto, Prometheus, Grafana and the sim."""
+    """compose.yaml: the bridge, its ingress, Redis, Mosquitto, Prometheus, Grafana, the sim."""
     assert set(_compose()["services"]) == SERVICES
 
 
@@ -140,10 +143,58 @@ def test_bind_mount_sources_exist() -> None:
 
 
 def test_published_ports_bind_to_loopback() -> None:
-    """Published ports are reachable from the host's loopback only."""
+    """Published ports are reachable from the host's loopback only (the ingress by default)."""
     for service in _compose()["services"].values():
         for port in service.get("ports", []):
+            port = port.replace("${INGRESS_BIND:-127.0.0.1}", "127.0.0.1")
             assert port.startswith("127.0.0.1:"), port
+
+
+def test_ingress_serves_the_public_listener_on_80_and_443(tmp_path: Path) -> None:
+    """The ingress publishes 80 and 443 and proxies to the bridge's public_listen port only."""
+    ingress = _service("ingress")
+    assert [p.rsplit(":", 1)[1] for p in ingress["ports"]] == ["80", "443"]
+    public_listen = _bridge_config(tmp_path).bridge.public_listen
+    assert public_listen is not None
+    public_port = public_listen.rpartition(":")[2]
+    caddyfile = (DEPLOY / "compose" / "Caddyfile").read_text(encoding="utf-8")
+    assert re.findall(r"reverse_proxy\s+(\S+)", caddyfile) == [f"bridge:{public_port}"]
+    assert [p.rsplit(":", 1)[1] for p in _service("bridge")["ports"]] == ["9464"]
+    assert ingress["depends_on"]["bridge"]["condition"] == "service_healthy"
+
+
+def _caddy_adapt(public_host: str) -> dict[str, Any]:
+    exe = shutil.which("caddy")
+    if exe is None:
+        pytest.fail("caddy is not installed: apt-get install caddy (.ci/run installs it)")
+    done = subprocess.run(
+        [exe, "adapt", "--config", str(DEPLOY / "compose" / "Caddyfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PUBLIC_HOST": public_host},
+    )
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = json.loads(done.stdout)
+    return config
+
+
+def test_caddyfile_proxies_public_host_to_the_public_listener(tmp_path: Path) -> None:
+    """Caddy itself reads the Caddyfile: PUBLIC_HOST on 443, proxied to bridge:<public port>."""
+    (server,) = _caddy_adapt("bridge.example.com")["apps"]["http"]["servers"].values()
+    assert server["listen"] == [":443"]
+    (route,) = server["routes"]
+    assert route["match"] == [{"host": ["bridge.example.com"]}]
+    public_listen = _bridge_config(tmp_path).bridge.public_listen
+    assert public_listen is not None
+    dials = re.findall(r'"dial":\s*"([^"]+)"', json.dumps(route))
+    assert dials == [f"bridge:{public_listen.rpartition(':')[2]}"]
+
+
+def test_bridge_healthcheck_is_the_cli() -> None:
+    """compose probes the bridge with `exmail-bridge healthcheck`, like the image does."""
+    assert _service("bridge")["healthcheck"]["test"] == ["CMD", "exmail-bridge", "healthcheck"]
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ def test_crds_are_structurally_sound() -> None:
     )
     ports = {port["name"] for port in service["spec"]["ports"]}
     assert [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]] == ["http"]
-    assert ports == {"http"}
+    assert ports == {"http", "public"}
     assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
     assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "exmail-bridge"
 
@@ -144,13 +144,32 @@ def test_secret_refs_name_keys_of_the_secret() -> None:
 
 
 def test_deployment_runs_two_replicas_with_probes() -> None:
-    """Two replicas; liveness on /healthz and readiness on /readyz of the `http` port."""
+    """Two replicas; exec probes run the CLI healthcheck (liveness) and --ready (readiness)."""
     assert _one("Deployment")["spec"]["replicas"] == 2
     container = _container()
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    port = int(_config().bridge.http_listen.rpartition(":")[2])
-    assert [p["containerPort"] for p in container["ports"] if p["name"] == "http"] == [port]
+    health = {"command": ["exmail-bridge", "healthcheck"]}
+    assert container["startupProbe"]["exec"] == health
+    assert container["livenessProbe"]["exec"] == health
+    assert container["readinessProbe"]["exec"] == {"command": [*health["command"], "--ready"]}
+
+
+def test_container_ports_are_the_configs_listeners() -> None:
+    """The `http` and `public` container ports are the config's http_listen and public_listen."""
+    config, container = _config(), _container()
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == int(config.bridge.http_listen.rpartition(":")[2])
+    assert config.bridge.public_listen is not None
+    assert ports["public"] == int(config.bridge.public_listen.rpartition(":")[2])
+
+
+def test_ingress_routes_only_the_public_port() -> None:
+    """Every Ingress path goes to the Service's `public` port, over TLS, on public_url's host."""
+    spec = _one("Ingress")["spec"]
+    (rule,) = spec["rules"]
+    backends = [p["backend"]["service"] for p in rule["http"]["paths"]]
+    assert backends == [{"name": _one("Service")["metadata"]["name"], "port": {"name": "public"}}]
+    assert spec["tls"][0]["hosts"] == [rule["host"]]
+    assert _config().bridge.public_url == f"https://{rule['host']}"
 
 
 def test_deployment_grace_exceeds_bridge_grace() -> None:

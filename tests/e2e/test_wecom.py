@@ -18,6 +18,7 @@ def _wecom_sink(wecom_sim: WecomSim) -> dict[str, object]:
         "corp_secret": state.corp_secret,
         "agent_id": state.agent_id,
         "api_base": wecom_sim.url,
+        "oauth_url": f"{wecom_sim.url}/connect/oauth2/authorize",
         "users": {"bob@acme.com": "bob"},
         "retry_s": [0, 0.3, 0.3],
         "timeout_s": 2,
@@ -28,6 +29,7 @@ async def test_card_click_through_logs_in(e2e: Harness, wecom_sim: WecomSim) -> 
     """A mail to a mapped member becomes a textcard whose link 302s to the Exmail SSO login."""
     wecom_sim.state.corp_secret = f"e2e-corp-secret-{secrets.token_hex(8)}"
     wecom_sim.state.add_member("bob", email="bob@acme.com")
+    wecom_sim.state.current_user = "bob"  # signed in to WeCom: OAuth is on by default
     wecom_tokens = _record_tokens(wecom_sim)
     sinks = [e2e.webhook_sink(), _wecom_sink(wecom_sim)]
     await e2e.start_bridge(e2e.write_config(sinks=sinks, bridge={"log_level": "debug"}))
@@ -43,9 +45,12 @@ async def test_card_click_through_logs_in(e2e: Harness, wecom_sim: WecomSim) -> 
     assert "请审批：采购单 #88" in str(card.body["title"]) + str(card.body["description"])
     link = str(card.body["url"])
     assert link.startswith(f"{e2e.public_url}/open/")
-    async with e2e.http.get(link, allow_redirects=False) as resp:
-        assert resp.status == 302
-        location = resp.headers["Location"]
+    location, hops = link, 0
+    while not location.startswith(f"{e2e.sim.url}/cgi-bin/login?") and hops < 4:
+        async with e2e.http.get(location, allow_redirects=False) as resp:
+            assert resp.status == 302, await resp.text()
+            location, hops = resp.headers["Location"], hops + 1
+    assert hops == 3  # the link, WeCom's OAuth, the link again with the member's code
     assert location.startswith(f"{e2e.sim.url}/cgi-bin/login?")
     async with e2e.http.get(location, allow_redirects=False) as page:
         assert page.status == 200

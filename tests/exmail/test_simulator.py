@@ -36,6 +36,7 @@ async def test_mail_over_http_control_api(
     exmail_sim: ExmailSim, client: ExmailClient, tenant: TenantConfig
 ) -> None:
     """POST /_sim/mail answers a mail_id and the next listen delivers that mail."""
+    await client.fetch_token(tenant)  # without --tenants, a tenant is known once it did
     answer = await control(
         exmail_sim,
         "mail",
@@ -44,6 +45,17 @@ async def test_mail_over_http_control_api(
     pushes = await collect(client, tenant)
     assert isinstance(pushes[0], MailPush)
     assert pushes[0].mail_id == answer["mail_id"]
+
+
+@pytest.mark.parametrize("name", ["acme", "nobody@acme.com"])
+async def test_mail_to_an_unknown_tenant_is_404(
+    exmail_sim: ExmailSim, client: ExmailClient, tenant: TenantConfig, name: str
+) -> None:
+    """POST /_sim/mail naming no known client_id (or a tenant's name) is a 404 naming `tenant`."""
+    await client.fetch_token(tenant)
+    answer = await control(exmail_sim, "mail", {"tenant": name, "to": "bob@acme.com"})
+    assert answer["status"] == 404
+    assert answer["error"].startswith(f"tenant: no tenant with client_id {name!r}")
 
 
 async def test_directory_unread_and_stats_over_http(
@@ -83,8 +95,11 @@ async def test_faults_over_http(
     assert await client.newcount(tenant, "bob@acme.com") == 1
 
 
-async def test_bad_control_request(exmail_sim: ExmailSim) -> None:
+async def test_bad_control_request(
+    exmail_sim: ExmailSim, client: ExmailClient, tenant: TenantConfig
+) -> None:
     """A control call with a missing field or unknown setting answers 400."""
+    await client.fetch_token(tenant)
     assert (await control(exmail_sim, "mail", {"tenant": ACME}))["status"] == 400
     assert (await control(exmail_sim, "faults", {"nonsense": 1}))["status"] == 400
     assert (await control(exmail_sim, "settings", {"framing": "xml"}))["status"] == 400

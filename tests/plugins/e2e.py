@@ -122,8 +122,11 @@ class Harness:
         routes: Sequence[dict[str, Any]] = (),
         bridge: dict[str, Any] | None = None,
         exmail: dict[str, Any] | None = None,
+        tenants: Sequence[dict[str, Any]] = (),
     ) -> Path:
-        """Write a config file for the bridge into the test's tmp dir; its path."""
+        """Write a config file for the bridge into the test's tmp dir; its path.
+
+        `tenants` are added after the legacy tenant `acme`."""
         doc: dict[str, Any] = {
             "bridge": {
                 **self._store_settings(),
@@ -146,7 +149,8 @@ class Harness:
                 **(exmail or {}),
             },
             "tenants": [
-                {"name": TENANT, "client_id": CLIENT_ID, "client_secret": self.client_secret}
+                {"name": TENANT, "client_id": CLIENT_ID, "client_secret": self.client_secret},
+                *tenants,
             ],
             "sinks": list(sinks),
         }

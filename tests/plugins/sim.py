@@ -56,6 +56,7 @@ class ExmailSim:
             "connect_timeout_s": 1.0,
             "backoff_base_s": 0.01,
             "backoff_cap_s": 0.05,
+            "min_poll_interval_s": 0.1,  # below the test hold, so a held poll is not hollow
         }
         values.update(overrides)
         return ExmailSection.model_validate(values)

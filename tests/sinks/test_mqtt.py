@@ -14,8 +14,10 @@ import pytest
 
 from bridge.config import MqttSinkConfig
 from bridge.errors import SinkError
-from bridge.events import directory_changed, unread_changed
+from bridge.events import Event, directory_changed, unread_changed
+from bridge.store.base import Store
 from sinks.mqtt import MqttSink
+from sinks.mqtt_marks import LocalMarks, Marks, StoreMarks
 from tests.plugins.services import MosquittoServer, free_port
 from tests.sinks.helpers import TcpProxy, mail_event, subscriber
 
@@ -33,7 +35,7 @@ async def make_sink(mosquitto_server: MosquittoServer, prefix: str) -> AsyncIter
     """Build (not start) MQTT sinks on this test's topics; close them all at the end."""
     sinks: list[MqttSink] = []
 
-    def make(**overrides: Any) -> MqttSink:
+    def make(*, marks: Marks | None = None, **overrides: Any) -> MqttSink:
         fields: dict[str, Any] = {
             "name": "bus",
             "type": "mqtt",
@@ -50,6 +52,7 @@ async def make_sink(mosquitto_server: MosquittoServer, prefix: str) -> AsyncIter
             instance_id="node-1",
             backoff_base_s=0.05,
             backoff_cap_s=0.2,
+            marks=marks,
         )
         sinks.append(sink)
         return sink
@@ -232,3 +235,44 @@ async def test_auto_falls_back_to_311_when_broker_refuses_v5(
         message = await sub.next()
     assert proxy.v5_refusals == 1
     assert getattr(message.properties, "ContentType", None) is None
+
+
+# Issue 10: a retained unread count never goes backwards, through a restart too.
+
+NEWER = "2026-11-21T05:00:02.000Z"
+OLDER = "2026-11-21T05:00:01.000Z"
+
+
+def _count(n: int, at: str) -> Event:
+    return unread_changed(
+        tenant="acme", mailbox="bob@acme.com", unread_count=n, previous=None, reason="x", time=at
+    )
+
+
+async def _retained(server: MosquittoServer, prefix: str) -> dict[str, object]:
+    async with subscriber(server.port, prefix + "/acme/+/unread") as late:
+        message = await late.next()
+    return dict(orjson.loads(message.payload))
+
+
+async def test_older_count_retried_after_newer_does_not_win(
+    mosquitto_server: MosquittoServer, make_sink: SinkMaker, prefix: str, store: Store
+) -> None:
+    """A retry of an older count, even by a restarted sink, leaves the newer count retained."""
+    first = make_sink(marks=StoreMarks(store=store, scope="bus"))
+    await first.start()
+    await first.send(_count(7, NEWER))
+    await first.aclose()
+    restarted = make_sink(marks=StoreMarks(store=store, scope="bus"))
+    await restarted.start()
+    await restarted.send(_count(5, OLDER))
+    assert await _retained(mosquitto_server, prefix) == {"unread_count": 7, "time": NEWER}
+
+
+async def test_local_marks_are_bounded() -> None:
+    """The in-process marks keep at most `max_topics`, forgetting the oldest."""
+    marks = LocalMarks(max_topics=3)
+    for i in range(10):
+        assert await marks.advance(f"t{i}", NEWER)
+    assert len(marks) == 3
+    assert not await marks.advance("t9", OLDER)

@@ -275,6 +275,15 @@ async def test_own_lease_and_heartbeat(store: Store) -> None:
     assert await store.live_owners() == ["r1"]
 
 
+async def test_release_leases_gives_up_only_the_owners(store: Store) -> None:
+    """release_leases frees every lease the owner holds among the names, and no other."""
+    assert await store.acquire_leases(["a", "b", "c"], "r1", 30) == ["a", "b", "c"]
+    assert await store.acquire_leases(["d"], "r2", 30) == ["d"]
+    assert await store.release_leases(["a", "b", "c", "d", "nobody"], "r1") == 3
+    assert [await store.lease_owner(t) for t in "abcd"] == [None, None, None, "r2"]
+    assert await store.release_leases([], "r1") == 0
+
+
 async def test_ping(store: Store) -> None:
     """ping answers on an open store."""
     await store.ping()

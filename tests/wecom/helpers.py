@@ -34,7 +34,7 @@ def mail(
 
 def fake_link(event: Event) -> str:
     """A click-through link stand-in: one URL per mail."""
-    return f"http://bridge.test/open/{event.data['mail_id']}"
+    return f"http://bridge.test/open/{event.data.get('mail_id', '')}"
 
 
 @asynccontextmanager

@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,11 +18,10 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from bridge.clickthrough import ClickSigner, ClickThrough, make_open_handler
-from bridge.config import Config, ExmailSection, TenantConfig, WecomSinkConfig
+from bridge.clickthrough import ClickSigner, make_open_handler
+from bridge.config import ExmailSection, TenantConfig
 from bridge.exmail.client import ExmailClient
 from bridge.simulator.exmail import make_exmail_app
-from bridge.store.sqlite import SqliteStore
 from sinks.wecom import WecomSink
 from tests.plugins.services import free_port
 from tests.plugins.wecom import WecomSim, serve_app
@@ -193,63 +191,3 @@ async def test_exmail_down_is_a_503_not_a_login(click_env: Env) -> None:
         status, _, page = await clicker.click(link)
     assert status == 503
     assert "try again later" in page
-
-
-async def test_app_wiring_with_store_key_and_bound_sink(
-    wecom_sim: WecomSim, tmp_path: Path
-) -> None:
-    """ClickThrough.create + bind_sinks (as bridge/app.py wires it) runs the OAuth click."""
-    wecom_sim.state.add_member("bob", "bob@acme.com")
-    wecom_sim.state.current_user = "bob"
-    port = free_port()
-    async with (
-        serve_app(make_exmail_app()) as exmail_url,
-        aiohttp.ClientSession() as http,
-        SqliteStore(path=tmp_path / "b.db", dedupe_window_s=60) as store,
-    ):
-        config = Config.model_validate(
-            {
-                "bridge": {"public_url": f"http://127.0.0.1:{port}"},
-                "exmail": {"token_url": f"{exmail_url}/cgi-bin/token", "api_base": exmail_url},
-                "tenants": [TENANT.model_dump(mode="json") | {"client_secret": "k"}],
-                "sinks": [
-                    wecom_sim.sink_config(oauth=True).model_dump(mode="json")
-                    | {"corp_secret": wecom_sim.state.corp_secret}
-                ],
-            }
-        )
-        clicks = await ClickThrough.create(
-            config=config, store=store, authkeys=ExmailClient(session=http, settings=config.exmail)
-        )
-        wecom_config = config.sinks[0]
-        assert isinstance(wecom_config, WecomSinkConfig)
-        sink = WecomSink(config=wecom_config, link_for=clicks.link_for)
-        clicks.bind_sinks([object(), sink])
-        assert clicks.wecom is sink
-        app = web.Application()
-        app.router.add_get("/open/{token}", clicks.handler)
-        await sink.start()
-        try:
-            async with serve_app(app, port), http.get(clicks.link_for(mail())) as resp:
-                page = await resp.text()
-        finally:
-            await sink.aclose()
-    assert "logged in as bob@acme.com" in page
-    assert wecom_sim.state.count("auth/getuserinfo") == 1
-
-
-async def test_bind_sinks_ignores_wecom_without_oauth(wecom_sim: WecomSim) -> None:
-    """A WeCom sink with oauth = false adds no OAuth step to clicks."""
-    signer = ClickSigner(key=KEY, public_url="http://127.0.0.1:1", ttl_s=60)
-    sink = WecomSink(config=wecom_sim.sink_config(oauth=False), link_for=signer.link_for)
-    clicks = ClickThrough(signer=signer, tenants=[TENANT], authkeys=_NoExmail())
-    clicks.bind_sinks([sink])
-    assert clicks.wecom is None
-
-
-class _NoExmail:
-    async def authkey(self, tenant: TenantConfig, mailbox: str) -> str:
-        raise AssertionError("not called")
-
-    def sso_url(self, tenant: TenantConfig, mailbox: str, auth_key: str) -> str:
-        raise AssertionError("not called")

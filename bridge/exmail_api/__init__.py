@@ -1,0 +1,1 @@
+"""The new Exmail API (`api.exmail.qq.com`): tokens per app, calls, callbacks, SSO."""

@@ -1,0 +1,137 @@
+"""Group commit for one tenant's callbacks: many verified callbacks, one store round.
+
+Callbacks that arrive while a group is being committed wait and go together in the next
+group: one replay lookup, one commit transaction and one mark for all of them, instead of
+three store round trips each. An idle tenant's first callback goes at once (no timer), so
+grouping adds no latency when there is no queue. Every callback still gets its answer only
+after its own event is durably committed.
+
+Replays: a key already marked in the store, or seen earlier in the same group, is refused
+(`replay`). Keys are marked after the commit, so a failed commit leaves no mark and
+Tencent's retry is accepted; copies racing each other both commit, and the event id
+(tenant + MailID, or the UnRead's time) makes them one event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from bridge.config import TenantConfig
+from bridge.errors import CallbackRefused, StoreError
+from bridge.events import Event
+from bridge.exmail_api.callback_events import event_of
+from bridge.exmail_api.callback_verify import Verified
+from bridge.exmail_api.callback_xml import ApiUnknown
+from bridge.logs import get_logger
+from bridge.sources.commit import Committer
+from bridge.store.base import Store
+
+__all__ = ["MAX_GROUP", "REPLAY_TTL_S", "GroupCommit"]
+
+log = get_logger(__name__)
+MAX_GROUP = 256
+REPLAY_TTL_S = 600.0
+
+
+@dataclass
+class _Waiting:
+    verified: Verified
+    answer: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def settle(self, outcome: str | BaseException) -> None:
+        if self.answer.done():
+            return
+        if isinstance(outcome, BaseException):
+            self.answer.set_exception(outcome)
+        else:
+            self.answer.set_result(outcome)
+
+
+class GroupCommit:
+    """Commits one tenant's verified callbacks, grouped while a commit is in flight."""
+
+    def __init__(self, *, tenant: TenantConfig, store: Store, committer: Committer) -> None:
+        self.tenant = tenant
+        self._store = store
+        self._committer = committer
+        self._queue: list[_Waiting] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, verified: Verified) -> str:
+        """Commit the callback's event; its outcome (`committed`, `ignored`,
+        `unknown_type`), or CallbackRefused("replay"), or StoreError."""
+        waiting = _Waiting(verified)
+        self._queue.append(waiting)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name=f"callbacks[{self.tenant.name}]")
+        # shielded: a caller that stops waiting (timeout) does not cancel the group
+        return await asyncio.shield(waiting.answer)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            try:
+                await self._commit_group(group)
+            except StoreError as exc:
+                for waiting in group:
+                    waiting.settle(exc)
+            except BaseException as exc:
+                failure = StoreError(f"interrupted: {type(exc).__name__}", backend="", op="commit")
+                for waiting in [*group, *self._queue]:
+                    waiting.settle(failure)
+                raise
+
+    async def _commit_group(self, group: list[_Waiting]) -> None:
+        fresh = await self._refuse_replays(group)
+        events = [e for e in (self._event_of(w) for w in fresh) if e is not None]
+        if events:
+            await self._committer.commit_once(events)
+        await self._mark([w.verified.replay_key for w in fresh])
+        for waiting in fresh:
+            waiting.settle(_outcome(self.tenant, waiting.verified))
+
+    async def _refuse_replays(self, group: list[_Waiting]) -> list[_Waiting]:
+        seen = await self._store.nonces_seen([w.verified.replay_key for w in group])
+        fresh: list[_Waiting] = []
+        for waiting in group:
+            key = waiting.verified.replay_key
+            if key in seen:
+                waiting.settle(CallbackRefused("replay"))
+            else:
+                seen.add(key)
+                fresh.append(waiting)
+        return fresh
+
+    def _event_of(self, waiting: _Waiting) -> Event | None:
+        push = waiting.verified.push
+        if isinstance(push, ApiUnknown) or not _wanted(self.tenant, push.mailbox):
+            return None
+        return event_of(self.tenant, push)
+
+    async def _mark(self, keys: Sequence[str]) -> None:
+        try:
+            await self._store.remember_nonces(keys, REPLAY_TTL_S)
+        except StoreError as exc:  # committed already: a replay would only be a duplicate
+            log.warning("callback_mark_failed", tenant=self.tenant.name, error=str(exc))
+
+
+def _wanted(tenant: TenantConfig, mailbox: str) -> bool:
+    return any(fnmatchcase(mailbox.lower(), p.lower()) for p in tenant.mailboxes)
+
+
+def _outcome(tenant: TenantConfig, verified: Verified) -> str:
+    push = verified.push
+    if isinstance(push, ApiUnknown):
+        log.warning(
+            "callback_unknown_type",
+            tenant=tenant.name,
+            msg_type=push.msg_type[:40],
+            keys=list(push.keys)[:20],
+        )
+        return "unknown_type"
+    return "committed" if _wanted(tenant, push.mailbox) else "ignored"
