@@ -21,6 +21,7 @@ import aiohttp
 
 from bridge import __version__
 from bridge.config_api import ApiSection
+from bridge.delivery.attempt_log import AttemptLog
 from bridge.delivery.subscription_model import Subscription, rfc3339
 from bridge.delivery.subscription_sink import SubscriptionSink
 from bridge.delivery.targets import GuardedResolver, redacted_url
@@ -57,6 +58,7 @@ class SubscriptionRegistry:
         self._deleted: dict[str, int] = {}
         self._seen = -1
         self._session: aiohttp.ClientSession | None = None
+        self.attempts = AttemptLog(store=store, settings=settings, on_failing=self.auto_disable)
         self.loaded = asyncio.Event()
 
     def get(self, sub_id: str) -> Subscription | None:
@@ -122,10 +124,9 @@ class SubscriptionRegistry:
         sink = SubscriptionSink(
             sub_id=sub_id,
             lookup=self.get,
-            store=self._store,
+            attempts=self.attempts,
             session=self.session,
             settings=self._settings,
-            on_failing=self.auto_disable,
         )
         dispatcher = Dispatcher(
             sink=sink,
@@ -154,16 +155,19 @@ class SubscriptionRegistry:
             await self._session.close()
             self._session = None
 
-    async def auto_disable(self, sub: Subscription, failing_since: float) -> None:
+    async def auto_disable(self, sub_id: str, failing_since: float) -> None:
         """Disable a subscription that failed every attempt since `failing_since`, say so
         in the log, and tell the configured sinks with an `exmail.subscription.disabled`."""
-        current = await self._store.get_subscription(sub.id)
+        current = await self._store.get_subscription(sub_id)
         if current is None or current.disabled:
             return
         reason = f"failed every attempt since {rfc3339(failing_since)}"
         await self._store.put_subscription(replace(current, disabled=True, disabled_reason=reason))
         log.warning(
-            "subscription_disabled", subscription=sub.id, url=redacted_url(sub.url), reason=reason
+            "subscription_disabled",
+            subscription=sub_id,
+            url=redacted_url(current.url),
+            reason=reason,
         )
         event = disabled_event(current, reason, failing_since)
         await self._store.commit(

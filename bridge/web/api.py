@@ -212,6 +212,7 @@ class SubscriptionApi:
         status = request.query.get("status")
         if status not in {None, "succeeded", "failed"}:
             raise ApiError(400, "Bad Request", "status: must be succeeded or failed")
+        await self._replays.flush_attempts()
         found, next_cursor = await self._service.attempts(
             who,
             request.match_info["id"],
