@@ -57,6 +57,7 @@ class SubscriptionRegistry:
         self._running: dict[str, tuple[Dispatcher, asyncio.Task[None]]] = {}
         self._deleted: dict[str, int] = {}
         self._seen = -1
+        self._stopped = False
         self._session: aiohttp.ClientSession | None = None
         self.attempts = AttemptLog(store=store, settings=settings, on_failing=self.auto_disable)
         self.loaded = asyncio.Event()
@@ -114,6 +115,8 @@ class SubscriptionRegistry:
                 self._deleted[sub_id] = left - 1
 
     async def _reconcile(self) -> None:
+        if self._stopped:
+            return  # a refresh that raced `stop()` starts nothing new
         wanted = {s.id for s in self._routable}
         for sub_id in self._running.keys() - wanted:
             await self._stop_one(sub_id)
@@ -147,6 +150,7 @@ class SubscriptionRegistry:
 
     async def stop(self) -> None:
         """Stop every dispatcher (in-flight sends finish) and close the session."""
+        self._stopped = True
         for sub_id in list(self._running):
             self._running[sub_id][0].stop()
         for sub_id in list(self._running):
