@@ -14,7 +14,6 @@ refresh after, so nothing stays queued for a subscription that no longer exists.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import replace
 
 import aiohttp
@@ -143,18 +142,24 @@ class SubscriptionRegistry:
         self._running[sub_id] = (dispatcher, task)
 
     async def _stop_one(self, sub_id: str) -> None:
-        dispatcher, task = self._running.pop(sub_id)
-        dispatcher.stop()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, self._settings.timeout_s + 2)
+        await self._stop_all([self._running.pop(sub_id)])
+
+    async def _stop_all(self, running: list[tuple[Dispatcher, asyncio.Task[None]]]) -> None:
+        """Let in-flight sends finish (bounded by the send timeout), then cancel."""
+        for dispatcher, _ in running:
+            dispatcher.stop()
+        tasks = {task for _, task in running}
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self._settings.timeout_s + 2)
+        for task in late:
+            task.cancel()
 
     async def stop(self) -> None:
         """Stop every dispatcher (in-flight sends finish) and close the session."""
         self._stopped = True
-        for sub_id in list(self._running):
-            self._running[sub_id][0].stop()
-        for sub_id in list(self._running):
-            await self._stop_one(sub_id)
+        running, self._running = list(self._running.values()), {}
+        await self._stop_all(running)
         if self._session is not None:
             await self._session.close()
             self._session = None
