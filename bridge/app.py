@@ -32,6 +32,7 @@ from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
@@ -96,12 +97,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         # Dependency order: the signer, then the sinks (given links naming them), then the
         # click-through handler (given the WeCom sinks that check who clicks).
         signer = await make_signer(config, store)
+        me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
         subs = await stack.enter_async_context(subscriptions(config, store))
         router = subs.router
         dispatchers = []
         for sink_config in config.sinks:
-            extra = sink_extras(sink_config, store)
+            extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
             link_for = signer.links_for(
                 sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
             )
@@ -169,8 +171,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             config.bridge,
             health=health,
             ready=runtime.problems,
-            faces=[clicks, callbacks, subs.face],
+            faces=[clicks, callbacks, subs.face, *me.faces],
         )
+        await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)
 

@@ -75,10 +75,10 @@ class Dispatcher:
         self._concurrency = concurrency
         self._timeout_s = timeout_s
         self._ordered = ordered
-        self._lease_s = lease_s or timeout_s * 3 + 10
         # The `sink` label of its metrics: the sink's name, or a bounded stand-in (such as
         # "subscription") when names are unbounded.
         self._label = metrics_label or sink.name
+        self._lease_s = lease_s or timeout_s * 3 + 10
         self._claims = HeldClaims(store=store, lease_s=self._lease_s)
         self._stopping = asyncio.Event()
         self._seen_errors: set[str] = set()

@@ -13,6 +13,8 @@
     │       └── UpstreamProtocolError  undecodable or oversized body, connection reset
     ├── SinkError                  a delivery failed (``sink``, ``retryable``, ``retry_after_s``)
     ├── InvalidClickToken          a click-through link was refused (``reason``): answer 403
+    ├── SignInRefused              a /me sign-in was refused (``reason``): answer a clear page
+    ├── InvalidPreferences         a /me form field is wrong (``field``, ``reason``): say so
     ├── CallbackRefused            an Exmail callback was refused (``reason``): answer 401/403
     ├── ApiError                   a /v1/ request was refused (``status``, ``title``, ``detail``):
     │                              answer it as application/problem+json
@@ -35,8 +37,10 @@ __all__ = [
     "ConfigError",
     "CredentialsError",
     "InvalidClickToken",
+    "InvalidPreferences",
     "ListenError",
     "RateLimited",
+    "SignInRefused",
     "SinkError",
     "StoreError",
     "StoreFullError",
@@ -158,6 +162,24 @@ class InvalidClickToken(BridgeError):
     def __init__(self, reason: Literal["malformed", "forged", "expired"]) -> None:
         self.reason = reason
         super().__init__(f"click token {reason}")
+
+
+class SignInRefused(BridgeError):
+    """A /me sign-in was refused: `state` (forged, replayed or expired), `code` (WeCom
+    refused the code), `outsider` (not a member of the corp), `unavailable` (WeCom down)."""
+
+    def __init__(self, reason: Literal["state", "code", "outsider", "unavailable"]) -> None:
+        self.reason = reason
+        super().__init__(f"sign-in refused: {reason}")
+
+
+class InvalidPreferences(BridgeError):
+    """A preferences form field cannot be used; `field` names it, `reason` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
 
 
 class CallbackRefused(BridgeError):

@@ -1,1 +1,2 @@
-"""Delivery beyond the configured sinks: store-backed webhook subscriptions."""
+"""Delivery-side policy and destinations beyond the configured sinks: preferences and
+holds (the notification page), store-backed webhook subscriptions."""

@@ -48,6 +48,7 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.redis_me import RedisPreferencesMixin
 from bridge.store.redis_sources import RedisSourcesMixin
 from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
 from bridge.store.subscriptions_redis import RedisSubscriptions
@@ -55,7 +56,9 @@ from bridge.store.subscriptions_redis import RedisSubscriptions
 __all__ = ["RedisStore"]
 
 
-class RedisStore(redis_order.OrderedOps, RedisSourcesMixin, RedisSubscriptions):
+class RedisStore(
+    RedisPreferencesMixin, redis_order.OrderedOps, RedisSourcesMixin, RedisSubscriptions
+):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
