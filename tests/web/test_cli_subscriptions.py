@@ -24,6 +24,12 @@ def _config(tmp_path: Path, maker: StoreMaker) -> str:
     return str(path)
 
 
+def _grab(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    assert found is not None, text
+    return found[1]
+
+
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -40,8 +46,8 @@ def test_create_list_rotate_delete(
         "--event-type", "exmail.mail.*", "--tenant", "acme",
     )  # fmt: skip
     assert code == 0
-    sub_id = re.search(r"(sub_[0-9a-v]{26})", out)[1]  # type: ignore[index]
-    first = re.search(r"secret: (whsec_\S+)", out)[1]  # type: ignore[index]
+    sub_id = _grab(r"(sub_[0-9a-v]{26})", out)
+    first = _grab(r"secret: (whsec_\S+)", out)
     code, out, _ = _run(capsys, "subscriptions", "list", "-c", cfg)
     assert sub_id in out
     assert "events=exmail.mail.*" in out
@@ -77,7 +83,7 @@ def test_tokens_create_stores_only_the_hash(
     cfg = _config(tmp_path, store_maker)
     code, out, _ = _run(capsys, "tokens", "create", "-c", cfg, "--tenant", "acme")
     assert code == 0
-    token = re.search(r"token: (ebt_\S+)", out)[1]  # type: ignore[index]
+    token = _grab(r"token: (ebt_\S+)", out)
 
     async def lookup() -> object:
         async with store_maker.open() as store:
