@@ -3,7 +3,7 @@
     python bench/subscriptions.py --json
 
 For each N in --counts (default 1, 100, 1000) it runs the bridge (`python -m bridge.cli
-run`, SQLite store, one tenant, the bench simulator) twice: once with N `[[sinks]]`
+run`, --store sqlite or redis, one tenant, the bench simulator) twice: once with N `[[sinks]]`
 webhooks (the floor) and once with no sinks and N subscriptions made through
 `POST /v1/subscriptions`. Every destination posts to one receiver in this process.
 
@@ -112,6 +112,7 @@ class Bench:
         self.session = session
         self.tmp = tmp
         self.sim = f"http://127.0.0.1:{args.sim_port}"
+        self.runs = 0
 
     async def inject(self, arrivals: Arrivals, subject: str, sent: dict[str, float]) -> None:
         """One mail to the bench tenant."""
@@ -150,6 +151,12 @@ class Bench:
         await asyncio.gather(*(one(i) for i in range(n)))
         return time.monotonic() - started
 
+    def _store_url(self, kind: str, n: int) -> str:
+        self.runs += 1
+        if self.args.redis_url:  # each run in a database of its own (redis has 16)
+            return f"{self.args.redis_url.rsplit('/', 1)[0]}/{self.runs % 16}"
+        return f"sqlite:///{self.tmp}/{kind}-{n}.db"
+
     async def run(self, kind: str, n: int) -> dict[str, Any]:
         """Start the bridge with N destinations of `kind`; measure both phases."""
         arrivals, hook_port, http_port = Arrivals(), procs.free_port(), procs.free_port()
@@ -158,7 +165,7 @@ class Bench:
             tenants=1,
             sim_port=self.args.sim_port,
             http_port=http_port,
-            store=f"sqlite:///{self.tmp}/{kind}-{n}.db",
+            store=self._store_url(kind, n),
             startup_window_s=0,
             listen_hold_s=30,
             sinks=[*static, *_api_table()],
@@ -232,6 +239,21 @@ def _ratios(static: dict[str, Any], subs: dict[str, Any]) -> dict[str, float | N
     }
 
 
+async def _each_count(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        bench = Bench(args, session, tmp)
+        for n in args.counts:
+            static = await bench.run("static", n)
+            subs = await bench.run("subscription", n)
+            results[str(n)] = {
+                "static": static,
+                "subscription": subs,
+                "ratio": _ratios(static, subs),
+            }
+            if not args.json:
+                print(json.dumps({n: results[str(n)]}), file=sys.stderr, flush=True)
+
+
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-subs-") as tmpdir:
         tmp = Path(tmpdir)
@@ -241,22 +263,15 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {}
         try:
             procs.wait_port(args.sim_port)
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-                bench = Bench(args, session, tmp)
-                for n in args.counts:
-                    static = await bench.run("static", n)
-                    subs = await bench.run("subscription", n)
-                    results[str(n)] = {
-                        "static": static,
-                        "subscription": subs,
-                        "ratio": _ratios(static, subs),
-                    }
-                    if not args.json:
-                        print(json.dumps({n: results[str(n)]}), file=sys.stderr, flush=True)
+            with contextlib.ExitStack() as stack:
+                args.redis_url = None
+                if args.store == "redis":
+                    args.redis_url = stack.enter_context(procs.redis_server(tmp))
+                await _each_count(args, tmp, results)
         finally:
             sim.stop()
     return {
-        "store": "sqlite",
+        "store": args.store,
         "paced_mails": args.paced,
         "gap_s": args.gap_s,
         "burst_mails": args.burst,
@@ -273,6 +288,7 @@ def main() -> int:
     parser.add_argument("--paced", type=int, default=20, help="mails in the latency phase")
     parser.add_argument("--gap-s", type=float, default=0.2)
     parser.add_argument("--burst", type=int, default=20, help="mails in the throughput phase")
+    parser.add_argument("--store", choices=["sqlite", "redis"], default="sqlite")
     args = parser.parse_args()
     report = asyncio.run(_main(args))
     print(json.dumps(report, indent=None if args.json else 2))
