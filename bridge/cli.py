@@ -1,4 +1,4 @@
-"""`exmail-bridge`: run, check, healthcheck, simulate, demo, dlq."""
+"""`exmail-bridge`: run, check, healthcheck, simulate, demo, dlq, subscriptions, tokens."""
 
 from __future__ import annotations
 
@@ -144,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--ready", action="store_true", help="probe /readyz instead")
     health.add_argument("--timeout-s", type=positive_s, default=3.0, help="give up after S seconds")
+
+    from bridge.cli_subscriptions_args import add_commands
+
+    add_commands(sub, with_config)
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
     add_simulator_arguments(sim)
