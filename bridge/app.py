@@ -17,6 +17,7 @@ from bridge.click_token import link_ttl_s, make_signer
 from bridge.clickthrough import ClickThrough, member_checks
 from bridge.clickthrough_logins import only_with_sso
 from bridge.config import Config
+from bridge.delivery.subscriptions_app import subscriptions
 from bridge.dispatch import Dispatcher
 from bridge.errors import StoreError
 from bridge.exmail.client import ExmailClient
@@ -27,12 +28,12 @@ from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
 from bridge.readiness import ListenReadiness
-from bridge.routing import Router
 from bridge.sources import SourceDeps, build_source
 from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health, Readiness
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
@@ -99,11 +100,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         # Dependency order: the signer, then the sinks (given links naming them), then the
         # click-through handler (given the WeCom sinks that check who clicks).
         signer = await make_signer(config, store)
+        me = await MeFeature.create(config=config, store=store)
         board = StateBoard()
-        router = Router(routes=config.routes, sinks=[s.name for s in config.sinks])
+        subs = await stack.enter_async_context(subscriptions(config, store))
+        router = subs.router
         dispatchers = []
         for sink_config in config.sinks:
-            extra = sink_extras(sink_config, store)
+            extra = {**sink_extras(sink_config, store), **me.sink_extras(sink_config)}
             link_for = signer.links_for(
                 sink_config.name, ttl_s=link_ttl_s(config.bridge, sink_config)
             )
@@ -174,8 +177,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             tenants=config.tenants, store=store, committer_for=deps.committer
         )
         listeners = plan_listeners(
-            config.bridge, health=health, ready=runtime.problems, faces=[clicks, callbacks]
+            config.bridge,
+            health=health,
+            ready=runtime.problems,
+            faces=[clicks, callbacks, subs.face, *me.faces],
         )
+        await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))
         await _run_until(stop, runtime)
 

@@ -40,6 +40,10 @@ def _summary(config: Config) -> list[str]:
             f"  - tenants {list(route.tenants)} mailboxes {list(route.mailboxes)} "
             f"events {list(route.events)} -> {list(route.sinks)}"
         )
+    if config.me is None:
+        lines.append("me: off (no [me] section)")
+    else:
+        lines.append(f"me: {config.bridge.public_url}/me (sign-in: sink {config.me_sink().name})")
     return lines
 
 

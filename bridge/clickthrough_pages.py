@@ -1,4 +1,5 @@
-"""The click-through endpoint's answers: 302 redirects and small bilingual HTML pages."""
+"""The click-through endpoint's answers: 302 redirects, and refusal pages in the /me page's
+look that say in plain Chinese and English what happened and what to do."""
 
 from __future__ import annotations
 
@@ -8,46 +9,73 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bridge.config import WecomSinkConfig
+from bridge.web.me_page import ErrorText, error_page
 
 __all__ = ["Reason", "forbidden", "oauth_redirect", "redirect", "unavailable"]
 
 Reason = Literal["malformed", "forged", "expired", "tenant", "not_owner", "identity", "no_sso"]
 
 
-_PAGES: dict[str, tuple[str, str]] = {
-    "malformed": ("链接无效。", "This link is not valid."),
-    "forged": ("链接签名无效，不是本服务签发的。", "This link was not issued by this service."),
-    "expired": (
-        "链接已过期，请在邮箱中打开这封邮件。",
-        "This link has expired; open the mail in your mailbox.",
+_EXMAIL = ("https://exmail.qq.com/", "打开腾讯企业邮 / Open Exmail")
+# reason -> what happened and what to do, in plain Chinese, then English (ErrorText order).
+_PAGES: dict[str, ErrorText] = {
+    "malformed": ErrorText(
+        "这个链接不完整",
+        "链接可能在复制或转发时被截断了。请在企业邮箱中直接打开这封邮件。",
+        "This link is incomplete",
+        "It may have been cut off when it was copied or forwarded. Open the mail in Exmail.",
     ),
-    "tenant": (
-        "链接中的企业不在本服务中。",
-        "This link names an organisation this service does not serve.",
+    "forged": ErrorText(
+        "这个链接不是本服务签发的",
+        "为了您邮箱的安全，它没有被打开。请在企业邮箱中直接打开这封邮件。",
+        "This link was not issued by this service",
+        "To keep your mailbox safe it was not opened. Open the mail in Exmail instead.",
     ),
-    "not_owner": ("这封邮件不属于您的邮箱。", "This mail belongs to someone else's mailbox."),
-    "identity": ("无法确认您的企业微信身份。", "Your WeCom identity could not be verified."),
-    "no_sso": (
-        "此邮箱不支持一键登录，请在企业微信「邮件」中查看。",
-        "This mailbox offers no one-click sign-in; open it in WeCom's Mail.",
+    "expired": ErrorText(
+        "链接已过期",
+        "通知卡片里的链接只在一段时间内有效。请在企业邮箱中打开这封邮件，或等新的通知卡片。",
+        "This link has expired",
+        "Links in notification cards work for a limited time. Open the mail in Exmail, "
+        "or wait for a fresh card.",
     ),
-    "unavailable": (
-        "邮箱暂时无法登录，请稍后再试。",
-        "The mailbox cannot be opened right now; try again later.",
+    "tenant": ErrorText(
+        "这封邮件所在的企业不由本服务管理",
+        "请在企业邮箱中直接打开这封邮件。",
+        "This link names an organisation this service does not serve",
+        "Open the mail in Exmail directly.",
+    ),
+    "not_owner": ErrorText(
+        "这封邮件不属于您的邮箱",
+        "通知卡片只能由收件人本人打开。如果这是您的邮件，请用您自己的企业微信账号打开。",
+        "This mail belongs to someone else's mailbox",
+        "A card opens only for the person it was sent to. If it is yours, open it with "
+        "your own WeCom account.",
+    ),
+    "identity": ErrorText(
+        "无法确认您的企业微信身份",
+        "请在企业微信中重新点开这张卡片；如果仍然不行，请在企业邮箱中直接打开邮件。",
+        "Your WeCom identity could not be verified",
+        "Tap the card again inside WeCom; if that fails too, open the mail in Exmail.",
+    ),
+    "no_sso": ErrorText(
+        "这个邮箱不能一键登录",
+        "请在企业微信的「邮件」中查看这封邮件。",
+        "This mailbox offers no one-click sign-in",
+        "Open the mail in WeCom's Mail instead.",
+    ),
+    "unavailable": ErrorText(
+        "邮箱暂时打不开",
+        "链接没有问题，只是企业邮箱或企业微信暂时连不上。请过几分钟再点一次。",
+        "The mailbox cannot be opened right now",
+        "The link is fine; Exmail or WeCom cannot be reached. Please try again later.",
     ),
 }
 _HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 
 
 def _page(status: int, reason: str) -> web.Response:
-    chinese, english = _PAGES[reason]
-    body = (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{english}</title></head><body><h1>{chinese}</h1><p>{english}</p>"
-        f"<p><small>{reason}</small></p></body></html>"
-    )
-    return web.Response(status=status, text=body, content_type="text/html", headers=_HEADERS)
+    """The shared look of /me: what happened and what to do, Chinese first."""
+    return error_page(status, _PAGES[reason], [_EXMAIL])
 
 
 def forbidden(reason: Reason) -> web.Response:

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.config_api import ApiSection
 from bridge.config_env import (
     DEFAULT_HTTP_LISTEN,
     LISTEN_HINT,
@@ -40,6 +41,7 @@ __all__ = [
     "BridgeSection",
     "Config",
     "ExmailSection",
+    "MeSection",
     "MqttSinkConfig",
     "RouteConfig",
     "SinkConfig",
@@ -61,6 +63,8 @@ SECRET_KEYS = frozenset(
         "sso_secret",
         "callback_token",
         "callback_aes_key",
+        "session_secret",
+        "admin_tokens",
     }
 )
 DEFAULT_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -286,6 +290,19 @@ class WecomSinkConfig(_SinkBase):
         return value
 
 
+class MeSection(_Model):
+    """`[me]`: the employees' own notification page at `{public_url}/me` (WeCom sign-in)."""
+
+    sink: str | None = None  # the wecom sink whose app and corp sign members in
+    qr_login_url: str = "https://login.work.weixin.qq.com/wwlogin/sso/login"
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0)
+    state_ttl_s: float = Field(default=300.0, gt=0)
+    session_secret: SecretStr | None = None  # else generated once and kept in the store
+    release_every_s: float = Field(default=5.0, gt=0)  # how often held mails are checked
+
+    _check_url = field_validator("qr_login_url")(classmethod(lambda c, v: _http_url(v)))
+
+
 SinkConfig = Annotated[
     WebhookSinkConfig | MqttSinkConfig | WecomSinkConfig, Field(discriminator="type")
 ]
@@ -308,6 +325,8 @@ class Config(_Model):
     tenants: tuple[TenantConfig, ...] = ()
     sinks: tuple[SinkConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    me: MeSection | None = None
+    api: ApiSection = Field(default_factory=ApiSection)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -320,7 +339,22 @@ class Config(_Model):
             for j, sink in enumerate(route.sinks):
                 if sink not in names:
                     raise ConfigError(f"routes[{i}].sinks[{j}]", f"unknown sink {sink!r}")
+        if self.me is not None:
+            self.me_sink()
         return self
+
+    def me_sink(self) -> WecomSinkConfig:
+        """The wecom sink of `[me]`: the one named by `sink`, else the only one."""
+        wecoms = [s for s in self.sinks if isinstance(s, WecomSinkConfig)]
+        wanted = self.me.sink if self.me is not None else None
+        if wanted is not None:
+            found = [s for s in wecoms if s.name == wanted]
+            if not found:
+                raise ConfigError("me.sink", f"{wanted!r} is not a sink of type wecom")
+            return found[0]
+        if len(wecoms) != 1:
+            raise ConfigError("me.sink", "required: name the wecom sink that signs members in")
+        return wecoms[0]
 
     def sink(self, name: str) -> WebhookSinkConfig | MqttSinkConfig | WecomSinkConfig:
         """The sink called ``name``."""

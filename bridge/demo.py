@@ -24,6 +24,7 @@ from bridge import logs
 from bridge.app import serve
 from bridge.config import Config, MqttSinkConfig, WebhookSinkConfig, WecomSinkConfig, load_config
 from bridge.demo_api import API_MAILS, api_tenant, register_corp, send_api_mails
+from bridge.demo_me import sign_in_demo
 from bridge.simulator.exmail import STATE, make_exmail_app, start_site
 from bridge.simulator.exmail_faults import SimSettings
 from bridge.simulator.exmail_state import ExmailSimState
@@ -240,6 +241,8 @@ async def _show(
     await _inject(config, sim)
     await asyncio.sleep(0.5)
     await _click_first_card()
+    if config.me is not None:
+        await sign_in_demo(f"{config.bridge.public_url}/me")
     until = "Ctrl-C to stop" if deadline is None else "stopping when --duration is up"
     print(f"\nall mails injected; {until}", flush=True)
     await stop.wait()

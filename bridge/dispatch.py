@@ -68,6 +68,7 @@ class Dispatcher:
         ordered: bool = False,
         lease_s: float | None = None,
         supervisor: Supervisor | None = None,
+        metrics_label: str | None = None,
     ) -> None:
         self.sink = sink
         self._store = store
@@ -75,6 +76,9 @@ class Dispatcher:
         self._concurrency = concurrency
         self._timeout_s = timeout_s
         self._ordered = ordered
+        # The `sink` label of its metrics: the sink's name, or a bounded stand-in (such as
+        # "subscription") when names are unbounded.
+        self._label = metrics_label or sink.name
         self._lease_s = lease_s or timeout_s * 3 + 10
         self._claims = HeldClaims(store=store, lease_s=self._lease_s)
         # Ordered sinks ack one by one: an ack there also moves the mailbox's line on.
@@ -85,11 +89,11 @@ class Dispatcher:
             f"dispatcher {sink.name}", on_restart=self._restarted
         )
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
-        metrics.dispatcher_created(sink.name)
+        metrics.dispatcher_created(self._label)
         self.delivered = 0
 
     def _restarted(self) -> None:
-        metrics.dispatcher_restarted(self.name)
+        metrics.dispatcher_restarted(self._label)
         self._dying()
 
     @property
@@ -129,7 +133,7 @@ class Dispatcher:
 
     def _dying(self) -> str | None:
         dying = self.supervisor.problem()
-        metrics.dispatcher_failing(self.name, dying is not None)
+        metrics.dispatcher_failing(self._label, dying is not None)
         return dying
 
     async def _claim(self, limit: int) -> list[Delivery]:
@@ -256,7 +260,7 @@ class Dispatcher:
     def _internal(self, exc: Exception) -> SinkError:
         """An unexpected exception from a sink, as a retryable failed attempt."""
         kind = type(exc).__name__
-        metrics.sink_internal_error(self.name)
+        metrics.sink_internal_error(self._label)
         # The stack once per exception type (not its text: it may quote a secret).
         stack = "" if kind in self._seen_errors else "".join(traceback.format_tb(exc.__traceback__))
         self._seen_errors.add(kind)
@@ -271,24 +275,24 @@ class Dispatcher:
                 await self._store.ack(held)
         self.delivered += 1
         self.permanent_failure = None
-        metrics.delivery(self.name, "delivered", took_s)
-        metrics.event_latency(self.name, time.time() - item.enqueued_at)
+        metrics.delivery(self._label, "delivered", took_s)
+        metrics.event_latency(self._label, time.time() - item.enqueued_at)
 
     async def _failed(self, item: Delivery, exc: SinkError, took_s: float) -> None:
         if exc.loud:
             self.permanent_failure = exc.reason
-            metrics.sink_permanent_failure(self.name)
+            metrics.sink_permanent_failure(self._label)
         delay = next_try_delay_s(self._ladder, item.attempt, exc.retry_after_s)
         if exc.retryable and delay is not None:
             async with self._claims.current(item) as held:
                 await self._store.retry_at(held, time.time() + delay, exc.reason)
-            metrics.delivery(self.name, "retry", took_s)
+            metrics.delivery(self._label, "retry", took_s)
             self._log_retry(item, delay, exc.reason)
             return
         reason = exc.reason if not exc.retryable else f"retries exhausted: {exc.reason}"
         async with self._claims.current(item) as held:
             await self._store.dead_letter(held, reason)
-        metrics.delivery(self.name, "dead", took_s)
+        metrics.delivery(self._label, "dead", took_s)
         level = log.error if exc.loud else log.warning
         level(
             "delivery_dead_lettered",

@@ -13,7 +13,11 @@
     │       └── UpstreamProtocolError  undecodable or oversized body, connection reset
     ├── SinkError                  a delivery failed (``sink``, ``retryable``, ``retry_after_s``)
     ├── InvalidClickToken          a click-through link was refused (``reason``): answer 403
+    ├── SignInRefused              a /me sign-in was refused (``reason``): answer a clear page
+    ├── InvalidPreferences         a /me form field is wrong (``field``, ``reason``): say so
     ├── CallbackRefused            an Exmail callback was refused (``reason``): answer 401/403
+    ├── ApiError                   a /v1/ request was refused (``status``, ``title``, ``detail``):
+    │                              answer it as application/problem+json
     └── StoreError                 the outbox or version store failed (``backend``, ``op``)
         └── StoreFullError         the disk or memory behind the store is full
 
@@ -27,13 +31,16 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "ApiError",
     "BridgeError",
     "CallbackRefused",
     "ConfigError",
     "CredentialsError",
     "InvalidClickToken",
+    "InvalidPreferences",
     "ListenError",
     "RateLimited",
+    "SignInRefused",
     "SinkError",
     "StoreError",
     "StoreFullError",
@@ -157,6 +164,24 @@ class InvalidClickToken(BridgeError):
         super().__init__(f"click token {reason}")
 
 
+class SignInRefused(BridgeError):
+    """A /me sign-in was refused: `state` (forged, replayed or expired), `code` (WeCom
+    refused the code), `outsider` (not a member of the corp), `unavailable` (WeCom down)."""
+
+    def __init__(self, reason: Literal["state", "code", "outsider", "unavailable"]) -> None:
+        self.reason = reason
+        super().__init__(f"sign-in refused: {reason}")
+
+
+class InvalidPreferences(BridgeError):
+    """A preferences form field cannot be used; `field` names it, `reason` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
 class CallbackRefused(BridgeError):
     """A callback failed verification; `reason` names why (a metric label and a log field).
 
@@ -168,6 +193,19 @@ class CallbackRefused(BridgeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"callback refused: {reason}")
+
+
+class ApiError(BridgeError):
+    """A subscription-API request was refused; answered as an RFC 9457 problem."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, *, retry_after_s: float | None = None
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{status} {title}: {detail}")
 
 
 class StoreError(BridgeError):

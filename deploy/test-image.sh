@@ -17,7 +17,6 @@ here=deploy/test-image
 
 CACHE=${EXMAIL_BRIDGE_IMAGE_CACHE:-/var/cache/exmail-bridge-image}
 SUITE=bookworm
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_PACKAGES=python3,python3-venv,python3-pip,python-is-python3,ca-certificates
 IMAGE=localhost/exmail-bridge:test
 BUILD_STAGE=localhost/exmail-bridge-build:test
@@ -33,6 +32,23 @@ PASSED=0
 say() { echo "test-image: $*"; }
 ok() { PASSED=$((PASSED + 1)); say "ok  $*"; }
 die() { echo "test-image: FAIL: $*" >&2; exit 1; }
+
+# The Debian mirror for the base: $DEBIAN_MIRROR, else the one this host's apt uses.
+host_mirror() {
+    local f uri=
+    for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        uri=$(awk '/^URIs:/ {print $2; exit}' "$f")
+        [ -z "$uri" ] || break
+    done
+    if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
+            /etc/apt/sources.list)
+    fi
+    echo "$uri"
+}
+MIRROR=${DEBIAN_MIRROR:-$(host_mirror)}
+[ -n "$MIRROR" ] || die "no Debian mirror: set DEBIAN_MIRROR (this host's apt sources name none)"
 
 # Remove what this run started, newest first, by id (never by name or filter).
 remove_started() {

@@ -19,15 +19,19 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from collections.abc import Callable, Sequence
 
 import aiohttp
 
 from bridge.config import WecomSinkConfig
+from bridge.delivery.held_digest import DIGEST, digest_mails
+from bridge.delivery.preferences_gate import PreferenceGate
 from bridge.errors import (
     CredentialsError,
     SinkError,
+    StoreError,
     TokenInvalidError,
     UpstreamError,
     UpstreamUnavailable,
@@ -36,9 +40,9 @@ from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
 from sinks.wecom_api import WecomApi
 from sinks.wecom_budget import Budget, MemberBudget
-from sinks.wecom_card import MailLine, digest_card, mail_card
+from sinks.wecom_card import MailLine, digest_card, mail_card, settings_link
 from sinks.wecom_members import MemberDirectory
-from sinks.wecom_notice import is_news, notice
+from sinks.wecom_notice import CONTENT_MAX_B, is_news, notice
 
 __all__ = ["WecomSink"]
 
@@ -46,6 +50,7 @@ log = get_logger(__name__)
 _Items = list[tuple[int, Event]]  # (index in the batch, event)
 _Results = dict[int, SinkError | None]  # index in the batch -> None (sent) or the failure
 Message = tuple[str, dict[str, str]]  # (msgtype, its body)
+_SETTINGS_URL_MAX_B = 200  # a longer /me link would crowd the mail out of the card
 
 
 class WecomSink:
@@ -59,6 +64,8 @@ class WecomSink:
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
         budget: Budget | None = None,
+        gate: PreferenceGate | None = None,
+        settings_url: str | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -68,6 +75,11 @@ class WecomSink:
         )
         self._budget = budget or MemberBudget(per_min=config.per_member_per_min, clock=clock)
         self._link_for = link_for
+        # Members' preferences (the /me page): None = every mail is delivered at once.
+        self.gate = gate
+        fits = settings_url is not None and len(settings_url.encode()) <= _SETTINGS_URL_MAX_B
+        self._settings_url = settings_url if settings_url and fits else ""
+        self._footer = settings_link(self._settings_url) if self._settings_url else ""
 
     async def start(self) -> None:
         """Open the HTTP session."""
@@ -111,7 +123,7 @@ class WecomSink:
         return [results.get(i) for i in range(len(events))]
 
     def _announces(self, event: Event) -> bool:
-        if event.type == MAIL_RECEIVED:
+        if event.type in (MAIL_RECEIVED, DIGEST):  # a digest: a member's held mails, released
             return True
         return is_news(event) and self._link_for(event) is None
 
@@ -139,6 +151,12 @@ class WecomSink:
         return groups, failed
 
     async def _deliver(self, userid: str, items: _Items, deadline: float) -> _Results:
+        try:
+            items = await self._screen(userid, items)
+        except StoreError as exc:
+            return _all(items, SinkError(self.name, f"preferences: {exc}", retryable=True))
+        if not items:
+            return {}  # held or muted: acknowledged, the gate kept or recorded them
         got = await self._budget.take(userid, len(items))
         if got.taken == len(items):
             return await self._send_each(userid, items, deadline)
@@ -155,23 +173,49 @@ class WecomSink:
             if failure is not None:
                 return sent | _all(items[done:], failure)  # later mails would fail the same way
             sent[index] = None
+            await self._delivered(userid, [event])
         return sent
 
     async def _send_digest(self, userid: str, items: _Items, deadline: float) -> _Results:
         log.info("wecom_digest", sink=self.name, userid=userid, mails=len(items))
-        message = self._message([event for _, event in items])
-        return _all(items, await self._send_by(deadline, userid, message))
+        events = [event for _, event in items]
+        failure = await self._send_by(deadline, userid, self._message(events))
+        if failure is None:
+            await self._delivered(userid, events)
+        return _all(items, failure)
+
+    def _with_settings(self, text: dict[str, str]) -> dict[str, str]:
+        """A plain-text notice with the "通知设置" link under it, when it fits."""
+        line = f'\n<a href="{html.escape(self._settings_url)}">通知设置</a>'
+        content = text["content"] + line
+        if not self._settings_url or len(content.encode()) > CONTENT_MAX_B:
+            return text
+        return {"content": content}
+
+    async def _screen(self, userid: str, items: _Items) -> _Items:
+        """The items to send now: the member's preferences hold or mute the others."""
+        if self.gate is None:
+            return items
+        keep = {e.id for e in await self.gate.screen(userid, [event for _, event in items])}
+        return [item for item in items if item[1].id in keep]
+
+    async def _delivered(self, userid: str, events: list[Event]) -> None:
+        if self.gate is not None:
+            await self.gate.delivered(userid, events)
 
     def _message(self, events: Sequence[Event]) -> Message:
-        """A textcard for one mail (or a digest of several), or, for a tenant without
-        click-through, a text message without a button that says why."""
-        url = self._link_for(events[-1])
+        """One card for `events` (newest last; a digest event counts as its held mails),
+        or a plain text where there is no link."""
+        mails = [mail for event in events for mail in digest_mails(event)]
+        url = self._link_for(mails[-1])
         if url is None:
-            return "text", notice(events)
-        btntxt = self.config.button_text
-        lines = [MailLine.from_data(event.data) for event in events]
-        card = mail_card(lines[0], url=url, btntxt=btntxt) if len(lines) == 1 else None
-        return "textcard", (card or digest_card(lines, url=url, btntxt=btntxt)).as_json()
+            return "text", self._with_settings(notice(mails))
+        btntxt, footer = self.config.button_text, self._footer
+        if len(events) == 1 and events[0].type != DIGEST:
+            line = MailLine.from_data(mails[0].data)
+            return "textcard", mail_card(line, url=url, btntxt=btntxt, footer=footer).as_json()
+        lines = [MailLine.from_data(mail.data) for mail in mails]
+        return "textcard", digest_card(lines, url=url, btntxt=btntxt, footer=footer).as_json()
 
     async def _send_by(self, deadline: float, userid: str, message: Message) -> SinkError | None:
         """Send one message before `deadline`; the failure, or None when it went out."""

@@ -22,6 +22,7 @@ __all__ = [
     "cut_bytes",
     "digest_card",
     "mail_card",
+    "settings_link",
 ]
 
 TITLE_MAX_B = 128
@@ -104,25 +105,32 @@ def _div(css: str, text: str, limit_b: int) -> str:
     return f"{head}{_fit_html(text, room)}{tail}" if room > 3 else ""
 
 
-def mail_card(line: MailLine, *, url: str, btntxt: str) -> Card:
-    """The card for one new mail: subject as title, sender and summary below."""
+def settings_link(url: str) -> str:
+    """The "通知设置" line under a card's text: a link to the member's /me page."""
+    return f'<div class="gray"><a href="{html.escape(url)}">通知设置</a></div>'
+
+
+def mail_card(line: MailLine, *, url: str, btntxt: str, footer: str = "") -> Card:
+    """The card for one new mail: subject as title, sender and summary below, then
+    `footer` (e.g. `settings_link`), which always fits."""
     sender = _div("gray", line.sender, _SENDER_MAX_B)
-    room = DESCRIPTION_MAX_B - len(sender.encode())
+    room = DESCRIPTION_MAX_B - len(sender.encode()) - len(footer.encode())
     summary = _div("normal", line.summary, room) if line.summary else ""
     return Card(
         title=cut_bytes(line.subject, TITLE_MAX_B),
-        description=sender + summary,
+        description=sender + summary + footer,
         url=_checked_url(url),
         btntxt=btntxt[:4],
     )
 
 
-def digest_card(lines: Sequence[MailLine], *, url: str, btntxt: str) -> Card:
-    """One card for a burst: "N 封新邮件", then the newest mails' senders and subjects."""
+def digest_card(lines: Sequence[MailLine], *, url: str, btntxt: str, footer: str = "") -> Card:
+    """One card for a burst: "N 封新邮件", then the newest mails' senders and subjects,
+    then `footer`."""
     count = len(lines)
     title = cut_bytes(f"{count} 封新邮件 / {count} new mails", TITLE_MAX_B)
     parts: list[str] = []
-    used_b = 0
+    used_b = len(footer.encode())
     for shown, line in enumerate(reversed(lines)):
         rest = count - shown
         more = _div("gray", f"… 另有 {rest} 封 / {rest} more", 64) if rest > 1 else ""
@@ -132,7 +140,8 @@ def digest_card(lines: Sequence[MailLine], *, url: str, btntxt: str) -> Card:
             break
         parts.append(part)
         used_b += len(part.encode())
-    return Card(title=title, description="".join(parts), url=_checked_url(url), btntxt=btntxt[:4])
+    description = "".join(parts) + footer
+    return Card(title=title, description=description, url=_checked_url(url), btntxt=btntxt[:4])
 
 
 def _short_sender(sender: str) -> str:

@@ -12,8 +12,12 @@ It behaves like WeCom where the bridge depends on it:
   recorded in the state so tests can see them.
 - `POST /cgi-bin/user/get_userid_by_email` answers 46004 for an unknown email.
 - `GET /connect/oauth2/authorize` redirects to `redirect_uri` with `code` and `state` for
-  the member given by the `as_user` query parameter, else the state's `current_user`.
-- `GET /cgi-bin/auth/getuserinfo` turns a code into a userid once; 40029 otherwise.
+  the member given by the `as_user` query parameter, else the state's `current_user`,
+  else shows a page to pick a member; `GET /wwlogin/sso/login` is the desktop QR login
+  page, the same picker (`bridge.simulator.wecom_login`).
+- `GET /cgi-bin/auth/getuserinfo` turns a code into a userid once (an outsider's into an
+  openid and external_userid only); 40029 otherwise. `GET /cgi-bin/user/get` answers a
+  member's email.
 
 Control API (JSON): `POST /_sim/members` `{"userid","email","visible"}`,
 `DELETE /_sim/members/{userid}`, `GET /_sim/messages/{userid}` (`messages`, `dropped`),
@@ -26,12 +30,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import orjson
 from aiohttp import web
 
 from bridge.simulator.wecom_control import add_control_routes
+from bridge.simulator.wecom_login import add_login_routes, getuserinfo_body
 from bridge.simulator.wecom_state import STATE_KEY, Sent, WecomState
 
 __all__ = ["STATE_KEY", "make_wecom_app"]
@@ -46,6 +50,7 @@ _ERRMSG = {
     44004: "empty content, hint: [sim]",
     45002: "content size out of limit, hint: [sim]",
     45009: "api freq out of limit, hint: [sim]",
+    60111: "userid not found, hint: [sim]",
     45033: "api concurrent out of limit, hint: [sim]",
     46004: "user no exist, hint: [sim]",
     48002: "api forbidden, hint: [sim]",
@@ -170,23 +175,19 @@ async def getuserinfo(request: web.Request) -> web.Response:
     code = _guard(request, "auth/getuserinfo")
     if code:
         return _reply(code)
-    userid = _state(request).codes.pop(request.query.get("code", ""), None)
-    return _reply(0, userid=userid) if userid else _reply(40029)
+    body = getuserinfo_body(_state(request), request.query.get("code", ""))
+    return _reply(0, **body) if body is not None else _reply(40029)
 
 
-async def authorize(request: web.Request) -> web.Response:
-    """`GET /connect/oauth2/authorize`: redirect back with a code for the current user."""
-    state, query = _state(request), request.query
-    _count(state, "oauth2/authorize")
-    redirect = query.get("redirect_uri", "")
-    appid_ok = query.get("appid") == state.corp_id or state.accept_any
-    if not appid_ok or urlsplit(redirect).scheme not in {"http", "https"}:
-        return web.Response(status=400, text="bad appid or redirect_uri")
-    userid = query.get("as_user") or state.current_user
-    if not userid:
-        return web.Response(status=403, text="no WeCom user is signed in")
-    params = urlencode({"code": state.issue_code(userid), "state": query.get("state", "")})
-    raise web.HTTPFound(f"{redirect}{'&' if '?' in redirect else '?'}{params}")
+async def user_get(request: web.Request) -> web.Response:
+    """`GET /cgi-bin/user/get?userid=`: the member's `email` and `biz_mail`, or 60111."""
+    code = _guard(request, "user/get")
+    if code:
+        return _reply(code)
+    member = _state(request).member(request.query.get("userid", ""))
+    if member is None:
+        return _reply(60111)
+    return _reply(0, userid=member.userid, email=member.email, biz_mail=member.email)
 
 
 def _add_api(app: web.Application) -> None:
@@ -194,7 +195,7 @@ def _add_api(app: web.Application) -> None:
     app.router.add_post("/cgi-bin/message/send", message_send)
     app.router.add_post("/cgi-bin/user/get_userid_by_email", get_userid_by_email)
     app.router.add_get("/cgi-bin/auth/getuserinfo", getuserinfo)
-    app.router.add_get("/connect/oauth2/authorize", authorize)
+    app.router.add_get("/cgi-bin/user/get", user_get)
 
 
 def make_wecom_app(state: WecomState | None = None) -> web.Application:
@@ -202,5 +203,6 @@ def make_wecom_app(state: WecomState | None = None) -> web.Application:
     app = web.Application()
     app[STATE_KEY] = state if state is not None else WecomState()
     _add_api(app)
+    add_login_routes(app)
     add_control_routes(app)
     return app

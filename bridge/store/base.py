@@ -16,6 +16,7 @@ import orjson
 
 from bridge.events import Event
 from bridge.store.budget import Grant, Limits
+from bridge.store.preferences_base import PreferenceStore
 
 __all__ = [
     "HOLD_S",
@@ -94,7 +95,7 @@ class DirectorySnapshot:
         return cls(version=str(doc["version"]), members=dict(doc["members"]))
 
 
-class Store(Protocol):
+class Store(PreferenceStore, Protocol):
     """What the listeners, dispatchers, CLI and HTTP server need from storage."""
 
     backend: str  # "sqlite" or "redis", for errors and metrics

@@ -111,3 +111,31 @@ class Keys:
     def secret(self, name: str) -> str:
         """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""
         return f"{self.prefix}secret:{name}"
+
+    # the "my notifications" page (bridge.store.redis_me) -------------------------------
+    def preferences(self, member: str) -> str:
+        """STRING JSON: a member's preferences (member = "<corp_id>/<userid>"). No TTL."""
+        return f"{self.prefix}prefs:{member}"
+
+    def notices(self, member: str) -> str:
+        """ZSET event id -> unix ms the mail arrived: the member's newest notices,
+        trimmed to NOTICES_KEPT on every write. No TTL."""
+        return f"{self.prefix}notices:{member}"
+
+    def notice_bodies(self, member: str) -> str:
+        """HASH event id -> notice JSON, for every id in `notices`. No TTL."""
+        return f"{self.prefix}notice:{member}"
+
+    def holds(self, sink: str, member: str) -> str:
+        """HASH event id -> {"event", "held_at"} JSON: mails held back for a member until
+        their digest is committed. No TTL (removed by the release)."""
+        return f"{self.prefix}held:{sink}:{member}"
+
+    def held_members(self, sink: str) -> str:
+        """SET of members with a non-empty `holds` hash for `sink`. No TTL."""
+        return f"{self.prefix}heldm:{sink}"
+
+    def once(self, name: str) -> str:
+        """STRING: a single-use value (a sign-in state). TTL = its lifetime (SET PX);
+        taken with GETDEL."""
+        return f"{self.prefix}once:{name}"

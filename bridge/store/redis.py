@@ -48,13 +48,22 @@ from bridge.store.redis_codec import (
     seam,
     split_ref,
 )
+from bridge.store.redis_me import RedisPreferencesMixin
 from bridge.store.redis_members import Membership
 from bridge.store.redis_sources import RedisSourcesMixin
+from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
+from bridge.store.subscriptions_redis import RedisSubscriptions
 
 __all__ = ["RedisStore"]
 
 
-class RedisStore(redis_order.OrderedOps, RedisSourcesMixin, Membership):
+class RedisStore(
+    RedisPreferencesMixin,
+    redis_order.OrderedOps,
+    RedisSourcesMixin,
+    RedisSubscriptions,
+    Membership,
+):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
     backend = BACKEND
@@ -92,6 +101,8 @@ class RedisStore(redis_order.OrderedOps, RedisSourcesMixin, Membership):
             for name in module.__all__
             if name.isupper()
         }
+        for name, source in SUBSCRIPTION_SCRIPTS.items():
+            self._scripts[name] = self._redis.register_script(source)
 
     async def __aenter__(self) -> Self:
         return self

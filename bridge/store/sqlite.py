@@ -33,7 +33,9 @@ from bridge.store.base import (
     scan_size,
 )
 from bridge.store.budget import Grant, Limits
+from bridge.store.sqlite_me import SqlitePreferencesMixin
 from bridge.store.sqlite_schema import connect
+from bridge.store.subscriptions_sqlite import SqliteSubscriptions
 
 __all__ = ["SqliteStore"]
 
@@ -43,7 +45,7 @@ _PRUNE_EVERY_S = 10.0
 _T = TypeVar("_T")
 
 
-class SqliteStore:
+class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
     """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
 
     backend = _BACKEND

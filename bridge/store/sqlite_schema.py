@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from bridge.store.subscriptions_sqlite import SCHEMA as SUBSCRIPTIONS_SCHEMA
+
 __all__ = ["SCHEMA_VERSION", "connect"]
 
 SCHEMA_VERSION = 1
@@ -136,6 +138,43 @@ CREATE TRIGGER IF NOT EXISTS dead_out AFTER DELETE ON dead_letters BEGIN
 END;
 """
 
+# The "my notifications" page (bridge.store.sqlite_me).
+_ME_SCHEMA = """
+-- Each member's preferences (JSON). member = "<corp_id>/<userid>". No expiry.
+CREATE TABLE IF NOT EXISTS preferences (
+    member TEXT PRIMARY KEY,
+    body   BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- The newest notices per member (JSON), trimmed to NOTICES_KEPT on every write.
+CREATE TABLE IF NOT EXISTS notices (
+    member   TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    at       REAL NOT NULL,              -- unix seconds the mail arrived
+    body     BLOB NOT NULL,
+    PRIMARY KEY (member, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notices_at ON notices (member, at);
+
+-- Mails held back for a member (quiet hours, mute, digest) until one digest card
+-- releases them; removed only after that digest is committed to the outbox.
+CREATE TABLE IF NOT EXISTS holds (
+    sink     TEXT NOT NULL,
+    member   TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    held_at  REAL NOT NULL,              -- unix seconds
+    event    BLOB NOT NULL,              -- CloudEvent JSON
+    PRIMARY KEY (sink, member, event_id)
+) WITHOUT ROWID;
+
+-- Single-use values (sign-in states); expired rows are pruned on every insert.
+CREATE TABLE IF NOT EXISTS once (
+    name       TEXT PRIMARY KEY,
+    value      BLOB NOT NULL,
+    expires_at REAL NOT NULL             -- unix seconds
+) WITHOUT ROWID;
+"""
+
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the database at `path`, schema in place, WAL on."""
@@ -146,5 +185,8 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=5000")  # the CLI may write while the service runs
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+    conn.executescript(
+        f"BEGIN IMMEDIATE;{_SCHEMA}{_ME_SCHEMA}{SUBSCRIPTIONS_SCHEMA}"
+        f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+    )
     return conn

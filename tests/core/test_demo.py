@@ -32,7 +32,7 @@ def _demo_config(tmp_path: Path, broker: str) -> tuple[Path, dict[str, str]]:
 
 def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
     """The demo delivers every mail of its legacy and its api tenant to the webhook, MQTT
-    and WeCom, and clicks a card."""
+    and WeCom, clicks a card, and signs a member in to the notification page."""
     config, env = _demo_config(tmp_path, mosquitto_server.url)
     done = subprocess.run(
         [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "15"],
@@ -53,6 +53,8 @@ def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer
         sum("ceo@initech.com" in line and "预算批复" in line for line in lines) == 3
     )  # → webhook mqtt
     assert "logged in as bob@acme.com" in done.stdout
+    assert "notification page: http://127.0.0.1:" in done.stdout
+    assert "signed in as bob" in done.stdout  # through the simulated QR login page
     assert "BAD SIGNATURE" not in done.stdout
     assert "demo stopped" in done.stdout
     assert "Ctrl-C" not in done.stdout  # --duration stops it by itself
