@@ -59,7 +59,6 @@ class Runtime:
     pool: Pool
     dispatchers: list[Dispatcher]
     health: Health
-
     listens: ListenReadiness
 
     async def problems(self) -> Readiness:
