@@ -80,8 +80,11 @@ class Membership:
         return self._heard
 
     async def _read(self, feed: PubSub, heard: asyncio.Event) -> None:
+        me = asyncio.current_task()
         try:
-            while not self._closing:
+            # `cancelling()` too: redis-py can swallow the CancelledError of a read, and a
+            # reader that outlived its cancellation would hang the loop's shutdown.
+            while not self._closing and not (me is not None and me.cancelling()):
                 async with seam("wait_members", READ_S + self._op_timeout_s):
                     got = await feed.get_message(ignore_subscribe_messages=True, timeout=READ_S)
                 if got is not None:
