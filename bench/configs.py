@@ -33,6 +33,8 @@ class BridgeSetup:
     listen_hold_s: float = 120.0
     log_level: str = "warning"
     sinks: Sequence[str] = ()  # ready-made [[sinks]] tables
+    instance_id: str = "bench"
+    lease_ttl_s: float | None = None  # None: the bridge's default
 
 
 def bridge_toml(setup: BridgeSetup) -> str:
@@ -43,11 +45,12 @@ def bridge_toml(setup: BridgeSetup) -> str:
         f"store = {_q(setup.store)}",
         f'http_listen = "127.0.0.1:{setup.http_port}"',
         f'public_url = "http://127.0.0.1:{setup.http_port}"',
-        'instance_id = "bench"',
+        f"instance_id = {_q(setup.instance_id)}",
         f"log_level = {_q(setup.log_level)}",
         'log_format = "json"',
         f"startup_window_s = {setup.startup_window_s}",
         f"upstream_rate_per_s = {setup.upstream_rate_per_s}",
+        *([f"lease_ttl_s = {setup.lease_ttl_s}"] if setup.lease_ttl_s is not None else []),
         "",
         "[exmail]",
         f'token_url = "{sim}/cgi-bin/token"',

@@ -8,7 +8,14 @@ the floor (bench/floor.py: tokens, then N bare `POST /openapi/listen` on one ses
 with 0 and with N tenants, then the bridge (`python -m bridge.cli run`, SQLite store in
 a temp dir, no sinks) with 0 and with N tenants. Per connection = (RSS with N held -
 RSS of the same program with 0) / N, read from /proc/<pid>/status once every poll is
-held and a settle time has passed. Prints one JSON object.
+held and a settle time has passed.
+
+Start-up is compared at the same rate cap: the floor then takes every request (token and
+listen) from one bucket of --rate a second, like the bridge's `upstream_rate_per_s`, and
+`spread_ratio` is the bridge's first-held -> all-held time over the floor's. After the
+bridge holds all N, the simulator cuts them at once (the reconnect storm, bench/storm.py);
+and before everything, a bridge with --small tenants is timed from process start to all
+held and to its first `/readyz` 200. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -27,11 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import probe, procs
 from bench.configs import BridgeSetup, bridge_toml
+from bench.storm import reconnect_storm, small_start
 
 TARGET_RATIO = 1.5
 # The last tenant starts at the end of the window; allow its own connect and the probe's
 # 0.1 s polling interval on top.
 WINDOW_SLACK_S = 0.5
+SPREAD_TARGET = 1.3  # the bridge's start-up spread <= 1.3 x the floor's at the same rate cap
+STORMS: dict[str, dict[str, object]] = {}  # loop -> the reconnect storm's figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,7 @@ def run_floor(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
     """Start the floor client with `n` tenants, measure it, stop it."""
     argv = procs.python("bench.floor", "--base", f"http://127.0.0.1:{args.sim_port}")
     argv += ["--tenants", str(n), "--loop", args.loop, "--max-s", str(args.max_child_s)]
+    argv += ["--rate", str(args.rate)]
     child = procs.start(f"floor-{n}", argv, tmp)
     try:
         ready = probe.wait_for_line(child.log, "floor ready", 120.0)
@@ -132,7 +143,10 @@ def run_bridge(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
     child = procs.start(f"bridge-{n}", argv, tmp)
     try:
         ready = probe.wait_for(lambda: probe.http_ok(http_port, "/healthz"), 120.0)
-        return _measure(child, args, n, ready)
+        sample = _measure(child, args, n, ready)
+        if n and args.storm:
+            STORMS[args.loop] = reconnect_storm(child, args.sim_port, n, args.rate)
+        return sample
     finally:
         child.stop()
         _drained(args.sim_port)
@@ -152,10 +166,9 @@ def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, ob
     floor_rss, floor_pss = _per_conn(samples["floor_n"], samples["floor_0"], n)
     ratio = round(bridge_rss / floor_rss, 2) if floor_rss > 0 else None
     loaded = samples["bridge_n"]
-    spread_s = (
-        loaded.connect_s - loaded.first_connect_s
-        if loaded.connect_s is not None and loaded.first_connect_s is not None
-        else None
+    spread_s, floor_spread_s = _spread(loaded), _spread(samples["floor_n"])
+    spread_ratio = (
+        round(spread_s / floor_spread_s, 2) if spread_s is not None and floor_spread_s else None
     )
     return {
         "tenants": n,
@@ -170,10 +183,18 @@ def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, ob
         "connect_s": loaded.connect_s,
         "first_connect_s": loaded.first_connect_s,
         "connect_spread_s": _round(spread_s),
+        "floor_connect_s": samples["floor_n"].connect_s,
+        "floor_connect_spread_s": _round(floor_spread_s),
+        "spread_ratio": spread_ratio,
+        "spread_target_ratio": SPREAD_TARGET,
+        "spread_target_met": spread_ratio is not None and spread_ratio <= SPREAD_TARGET,
+        "rate_per_s": args.rate,
         "startup_window_s": args.window_s,
         "all_connected_within_window": (
             spread_s is not None and spread_s <= args.window_s + WINDOW_SLACK_S
         ),
+        "reconnect_storm": STORMS.get(args.loop),
+        "small_start": SMALL.get("run"),
         "idle_cpu_pct": loaded.idle_cpu_pct,
         "floor_idle_cpu_pct": samples["floor_n"].idle_cpu_pct,
         "idle_window_s": args.idle_s,
@@ -181,6 +202,23 @@ def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, ob
         "samples": {name: asdict(s) for name, s in samples.items()},
         "machine": procs.machine(),
     }
+
+
+def _spread(sample: Sample) -> float | None:
+    """First listen held -> all held."""
+    if sample.connect_s is None or sample.first_connect_s is None:
+        return None
+    return sample.connect_s - sample.first_connect_s
+
+
+SMALL: dict[str, dict[str, object]] = {}
+
+
+def _small(args: argparse.Namespace, tmp: Path) -> None:
+    if args.small:
+        SMALL["run"] = small_start(args.sim_port, args.small, args.rate, tmp)
+        _drained(args.sim_port)
+        _say(args, f"small start: {SMALL['run']}")
 
 
 Step = Callable[[argparse.Namespace, int, Path], Sample]
@@ -198,6 +236,15 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--idle-s", type=float, default=10.0)
     parser.add_argument("--connect-grace-s", type=float, default=60.0)
     parser.add_argument("--max-child-s", type=float, default=600.0)
+    parser.add_argument(
+        "--storm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the bridge holds every listen, cut them all at once and time the return",
+    )
+    parser.add_argument(
+        "--small", type=int, default=20, help="also time a bridge with this many tenants (0: no)"
+    )
     args = parser.parse_args()
     if args.tenants < 1:
         parser.error("--tenants must be at least 1")
@@ -227,6 +274,7 @@ def main() -> int:
                 ("bridge_0", run_bridge, 0),
                 ("bridge_n", run_bridge, args.tenants),
             ]
+            _small(args, tmp)
             for name, step, n in steps:
                 samples[name] = step(args, n, tmp)
                 _say(args, f"{name}: {samples[name]}")

@@ -5,6 +5,10 @@
 Fetches a token per tenant, then holds N `POST /openapi/listen` requests on one
 ClientSession whose connector has no limit, re-polling when a hold ends. Prints
 `floor ready` when every poll has been sent; runs until SIGTERM (or --max-s).
+
+With `--rate R` every request (token and listen) first takes a slot from one token bucket
+of R a second, the way the bridge shares `upstream_rate_per_s`, and each tenant asks for
+its token and then listens at once: the fastest start-up possible at that cap.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import contextlib
 import signal
 
 import aiohttp
+
+from bridge.ratelimit import RateLimiter
 
 TOKEN_CONCURRENCY = 200
 
@@ -31,9 +37,13 @@ async def _token(session: aiohttp.ClientSession, base: str, i: int) -> str:
         return token
 
 
-async def _hold(session: aiohttp.ClientSession, base: str, token: str) -> None:
+async def _hold(
+    session: aiohttp.ClientSession, base: str, token: str, rate: RateLimiter | None = None
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     while True:
+        if rate is not None:
+            await rate.acquire()
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with session.post(
                 f"{base}/openapi/listen", data={"Ver": "0"}, headers=headers
@@ -42,7 +52,7 @@ async def _hold(session: aiohttp.ClientSession, base: str, token: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _tokens(session: aiohttp.ClientSession, base: str, n: int) -> list[str]:
+async def fetch_tokens(session: aiohttp.ClientSession, base: str, n: int) -> list[str]:
     """A token per tenant, fetched by a few workers (no N coroutines alive at once)."""
     tokens = [""] * n
     todo = iter(range(n))
@@ -55,6 +65,11 @@ async def _tokens(session: aiohttp.ClientSession, base: str, n: int) -> list[str
     return tokens
 
 
+async def _capped(session: aiohttp.ClientSession, base: str, i: int, rate: RateLimiter) -> None:
+    await rate.acquire()
+    await _hold(session, base, await _token(session, base, i), rate)
+
+
 async def _run(args: argparse.Namespace) -> None:
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=args.hold_s + 30)
@@ -63,8 +78,15 @@ async def _run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        tokens = await _tokens(session, args.base, args.tenants)
-        tasks = [asyncio.create_task(_hold(session, args.base, t)) for t in tokens]
+        if args.rate:
+            rate = RateLimiter(rate_per_s=args.rate)
+            tasks = [
+                asyncio.create_task(_capped(session, args.base, i, rate))
+                for i in range(args.tenants)
+            ]
+        else:
+            tokens = await fetch_tokens(session, args.base, args.tenants)
+            tasks = [asyncio.create_task(_hold(session, args.base, t)) for t in tokens]
         print("floor ready", flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), args.max_s)
@@ -79,6 +101,7 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="simulator URL, http://127.0.0.1:P")
     parser.add_argument("--tenants", type=int, required=True)
     parser.add_argument("--hold-s", type=float, default=120.0)
+    parser.add_argument("--rate", type=float, default=0.0, help="requests/s cap (0 = none)")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--max-s", type=float, default=900.0, help="stop by itself after this")
     args = parser.parse_args()

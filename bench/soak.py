@@ -62,6 +62,8 @@ class Tally:
     injected: dict[str, str] = field(default_factory=dict)  # subject -> expected event id
     faults: Counter[str] = field(default_factory=Counter)
     rss_kib: list[tuple[int, float, int]] = field(default_factory=list)  # (life, t, kib)
+    sent: dict[str, tuple[float, str]] = field(default_factory=dict)  # subject -> (t, tenant)
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)  # fault (from, to, name)
     errors: list[str] = field(default_factory=list)
 
 
@@ -73,7 +75,7 @@ class Soak:
         self.settings = settings
         self.rng = random.Random(settings.seed)
         self.tally = Tally()
-        self.breaker = Breaker(world, self.rng, self.tally.faults, self.tally.errors, settings)
+        self.breaker = Breaker(world, self.rng, self.tally, settings)
 
     async def run(self) -> dict[str, Any]:
         """Inject and break for `duration_s`, mend, drain, check."""
@@ -106,6 +108,7 @@ class Soak:
             try:
                 answer = await self.world.sim_call("POST", "/_sim/mail", body)
                 self.tally.injected[subject] = events.event_id(name, "mail", answer["mail_id"])
+                self.tally.sent[subject] = (self.breaker.now(), name)
             except Exception as exc:  # the soak reports it; it never stops injecting
                 self.tally.errors.append(f"inject {subject}: {type(exc).__name__}")
             await asyncio.sleep(1 / self.settings.mails_per_s)
@@ -206,6 +209,7 @@ class Soak:
                 BUS: checks.count_repeats(self.world.watch.ids()),
             },
             "wrong_ids": wrong_ids[:10],
+            "lost_near": self._near(sorted({s for lost in missing.values() for s in lost})),
             "faults": dict(sorted(self.tally.faults.items())),
             "bridge_lives": self.world.incarnation,
             "dispatcher_failing": failing,
@@ -214,6 +218,19 @@ class Soak:
             "checks": verdict,
             "ok": all(verdict.values()),
         }
+
+    def _near(self, subjects: list[str]) -> dict[str, str]:
+        """For each lost mail: its tenant, when it went in, and the faults around then."""
+        out = {}
+        for subject in subjects[:10]:
+            at, tenant = self.tally.sent[subject]
+            close = [
+                f"{name} {start:.1f}-{end:.1f}s"
+                for start, end, name in self.tally.timeline
+                if start - 5 <= at <= end + 5
+            ]
+            out[subject] = f"{tenant} at {at:.1f}s; faults near: {', '.join(close) or 'none'}"
+        return out
 
     async def _dead_letters(self) -> dict[str, dict[str, tuple[str, str]]]:
         """Per sink: subject -> (reason, event id) of its dead letter."""

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bench.soak_world import HOOK_TIMEOUT_S, TENANTS, World
 
 if TYPE_CHECKING:
-    from bench.soak import SoakSettings
+    from bench.soak import SoakSettings, Tally
 
 __all__ = ["UPSTREAM_FAULTS", "Breaker"]
 
@@ -33,16 +32,21 @@ class Breaker:
         self,
         world: World,
         rng: random.Random,
-        faults: Counter[str],
-        errors: list[str],
+        tally: Tally,
         settings: SoakSettings,
     ) -> None:
         self.world = world
         self.rng = rng
-        self.faults = faults
-        self.errors = errors
+        self.faults = tally.faults
+        self.errors = tally.errors
+        self.timeline = tally.timeline
         self.settings = settings
+        self._started = time.monotonic()
         self._last_bridge_kill = time.monotonic()
+
+    def now(self) -> float:
+        """Seconds since the soak started."""
+        return time.monotonic() - self._started
 
     def _faults(self) -> dict[str, Callable[[float], Awaitable[None]]]:
         faults: dict[str, Callable[[float], Awaitable[None]]] = {
@@ -68,10 +72,13 @@ class Breaker:
             if name == "bridge_kill" and not self._bridge_kill_due():
                 continue
             self.faults[name] += 1
+            started = self.now()
             try:
                 await faults[name](self.rng.uniform(1.0, 4.0))
             except Exception as exc:
                 self.errors.append(f"fault {name}: {type(exc).__name__}: {exc}")
+            finally:
+                self.timeline.append((started, self.now(), name))
 
     def _upstream(self, changes: dict[str, Any]) -> Callable[[float], Awaitable[None]]:
         async def fault(lasts_s: float) -> None:

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import gc
 import signal
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from bridge import logs, metrics
 from bridge.click_token import link_ttl_s, make_signer
@@ -27,13 +28,15 @@ from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
+from bridge.readiness import ListenReadiness
 from bridge.sources import SourceDeps, build_source
 from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
+from bridge.supervise import Supervisor
 from bridge.web.me_feature import MeFeature
-from bridge.web.ops import Health
+from bridge.web.ops import Health, Readiness
 from bridge.web.serve import plan_listeners, serving
 from sinks import build_sink
 from sinks.shared import sink_extras
@@ -58,13 +61,22 @@ class Runtime:
     pool: Pool
     dispatchers: list[Dispatcher]
     health: Health
+    listens: ListenReadiness
+    jobs: dict[str, Supervisor] = field(default_factory=dict)  # the bridge's own tasks
 
-    async def problems(self) -> list[str]:
-        """Why the bridge is not ready (empty when it is)."""
+    async def problems(self) -> Readiness:
+        """Why the bridge is not ready (empty when it is), with the tenants' states."""
         await self.store.ping()
-        found = [] if self.pool.started.is_set() else ["listeners not started"]
+        found, tenants = self.listens.check()
+        found += [p for p in (self.store.full(),) if p]
         found += [p for p in (d.problem() for d in self.dispatchers) if p]
-        return found
+        found += [p for p in (j.problem() for j in self.jobs.values()) if p]
+        return Readiness(problems=found, detail={"tenants": tenants})
+
+    def supervised(self, name: str, job: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run `job` (which runs until cancelled) as a task restarted whenever it dies."""
+        supervisor = self.jobs[name] = Supervisor(name)
+        return asyncio.create_task(supervisor.run(job, lambda: False), name=name)
 
 
 async def _publish_counts(store: Store, names: list[str]) -> None:
@@ -81,12 +93,17 @@ def _install_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run the bridge until `stop` is set (or SIGTERM/SIGINT)."""
+async def serve(
+    config: Config, stop: asyncio.Event | None = None, listening: asyncio.Event | None = None
+) -> None:
+    """Run the bridge until `stop` is set (or SIGTERM/SIGINT); set `listening` once bound."""
     check_sources(config.tenants)
     stop = stop or asyncio.Event()
     _install_signals(stop)
-    async with open_store(config.bridge) as store, contextlib.AsyncExitStack() as stack:
+    async with (
+        open_store(config.bridge, running=True) as store,
+        contextlib.AsyncExitStack() as stack,
+    ):
         session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
         stack.push_async_callback(session.close)
         rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)
@@ -159,10 +176,16 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             instance_id=config.bridge.instance_id,
             startup_window_s=config.bridge.startup_window_s,
             lease_ttl_s=config.bridge.lease_ttl_s,
+            rate_per_s=config.bridge.upstream_rate_per_s,
         )
         health = Health()
         runtime = Runtime(
-            config=config, store=store, pool=pool, dispatchers=dispatchers, health=health
+            config=config,
+            store=store,
+            pool=pool,
+            dispatchers=dispatchers,
+            health=health,
+            listens=ListenReadiness(pool=pool, board=board),
         )
         callbacks = CallbackReceiver(
             tenants=config.tenants, store=store, committer_for=deps.committer
@@ -175,16 +198,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         )
         await stack.enter_async_context(me.running())
         await stack.enter_async_context(serving(listeners))
+        if listening is not None:
+            listening.set()
         await _run_until(stop, runtime)
 
 
 async def _run_until(stop: asyncio.Event, rt: Runtime) -> None:
+    names = [d.name for d in rt.dispatchers]
     tasks = [
-        asyncio.create_task(rt.pool.run(), name="pool"),
-        asyncio.create_task(rt.health.run(), name="health"),
-        asyncio.create_task(
-            _publish_counts(rt.store, [d.name for d in rt.dispatchers]), name="counts"
-        ),
+        rt.supervised("pool", rt.pool.run),
+        rt.supervised("health", rt.health.run),
+        rt.supervised("counts", lambda: _publish_counts(rt.store, names)),
     ]
     deliveries = [asyncio.create_task(d.run(), name=f"dispatch[{d.name}]") for d in rt.dispatchers]
     log.info(

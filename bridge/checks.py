@@ -46,6 +46,15 @@ def _checks(config: Config, session: aiohttp.ClientSession) -> dict[str, Check]:
     return {"legacy": check_legacy, "api": check_api, "wecom-mail": check_wecom}
 
 
+def _token_url(config: Config, tenant: TenantConfig) -> str:
+    """The token endpoint a tenant's credential is proven at (named when it fails)."""
+    if tenant.protocol == "api":
+        return f"{config.exmail.api_url.rstrip('/')}/cgi-bin/gettoken"
+    if tenant.protocol == "wecom-mail":
+        return f"{config.exmail.wecom_api_url.rstrip('/')}/cgi-bin/gettoken"
+    return config.exmail.token_url
+
+
 async def check_tenants(config: Config) -> int:
     """Print `ok` or the error (with the URL that failed) per tenant; 1 when any failed."""
     failed = 0
@@ -56,7 +65,7 @@ async def check_tenants(config: Config) -> int:
                 done = await checks[tenant.protocol](tenant)
             except UpstreamError as exc:
                 failed += 1
-                print(f"tenant {tenant.name}: FAILED: {config.exmail.token_url}: {exc}")
+                print(f"tenant {tenant.name}: FAILED: {_token_url(config, tenant)}: {exc}")
             else:
                 print(f"tenant {tenant.name}: ok ({done})")
     print("all tenants ok" if not failed else f"{failed} tenant(s) failed")

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from bridge.errors import StoreError
 from bridge.logs import get_logger
 from bridge.store.base import Delivery, Store
+from bridge.supervise import crash_fields
 
 __all__ = ["HeldClaims"]
 
@@ -58,7 +59,10 @@ class HeldClaims:
         """Renew every held claim each third of the lease, until cancelled."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            await self.renew_all()
+            try:
+                await self.renew_all()
+            except Exception as exc:  # a dead renewer would let every held lease run out
+                log.error("claim_renewer_crashed", **crash_fields(exc))
 
     async def renew_all(self) -> None:
         """Renew each held claim once; a store failure waits for the next round."""

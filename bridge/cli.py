@@ -1,23 +1,31 @@
-"""`exmail-bridge`: run, check, healthcheck, simulate, demo, dlq."""
+"""`exmail-bridge`: run, check, healthcheck, simulate, demo, dlq, subscriptions, tokens."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bridge import __version__
+from bridge.cli_args import non_negative_s, positive_s
 from bridge.errors import BridgeError, ConfigError, ListenError
 from bridge.simulator.args import add_arguments as add_simulator_arguments
 
 if TYPE_CHECKING:
-    from bridge.config import Config
+    from bridge.config import Config, TenantConfig
 
 # Commands import what they need when they run: `healthcheck` is a container probe, run
 # every few seconds, and must not pay for pydantic, asyncio or aiohttp.
 
 __all__ = ["main"]
+
+
+def _credential(tenant: TenantConfig) -> str:
+    """Whose credential a tenant uses: the admin account, or the protocol and corp."""
+    if tenant.protocol == "legacy":
+        return tenant.client_id
+    return f"{tenant.protocol}, corp {tenant.corp_id}"
 
 
 def _summary(config: Config) -> list[str]:
@@ -28,10 +36,7 @@ def _summary(config: Config) -> list[str]:
         f"exmail api_base: {config.exmail.api_base}",
         f"tenants: {len(config.tenants)}",
     ]
-    lines += [
-        f"  - {t.name} ({t.protocol}: {t.client_id or t.corp_id}, watch {len(t.watch)})"
-        for t in config.tenants
-    ]
+    lines += [f"  - {t.name} ({_credential(t)}, watch {len(t.watch)})" for t in config.tenants]
     lines.append(f"sinks: {len(config.sinks)}")
     lines += [f"  - {s.name} ({s.type})" for s in config.sinks]
     lines.append(f"routes: {len(config.routes) or 'none (every event to every sink)'}")
@@ -52,7 +57,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from bridge.config import load_config
 
-    config = load_config(args.config)
+    config = load_config(args.config, to_run=True)
     print("\n".join(_summary(config)))
     if args.connect:
         from bridge.checks import check_tenants
@@ -66,7 +71,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bridge.app import run
     from bridge.config import load_config
 
-    return run(load_config(args.config))
+    return run(load_config(args.config, to_run=True))
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -96,8 +101,15 @@ def _cmd_dlq(args: argparse.Namespace) -> int:
     return asyncio.run(dlq(load_config(args.config), args.action, sink=args.sink, id=args.id))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="exmail-bridge", description=__doc__)
+    parser = _Parser(prog="exmail-bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"exmail-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -119,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(
         "demo", "run simulators, receivers and the bridge; show deliveries", _cmd_demo
     )
-    demo.add_argument("--duration", type=float, default=0.0, help="run S seconds in all, then stop")
+    demo.add_argument(
+        "--duration", type=non_negative_s, default=0.0, help="run S seconds in all, then stop"
+    )
     dlq = with_config("dlq", "inspect, replay or purge dead letters", _cmd_dlq)
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--sink", help="only this sink")
@@ -129,7 +143,11 @@ def _parser() -> argparse.ArgumentParser:
         "healthcheck", "probe the running bridge's /healthz (exit 0 ok, 1 not)", _cmd_healthcheck
     )
     health.add_argument("--ready", action="store_true", help="probe /readyz instead")
-    health.add_argument("--timeout-s", type=float, default=3.0, help="give up after S seconds")
+    health.add_argument("--timeout-s", type=positive_s, default=3.0, help="give up after S seconds")
+
+    from bridge.cli_subscriptions_args import add_commands
+
+    add_commands(sub, with_config)
 
     sim = sub.add_parser("simulate", help="serve a fake Exmail (and WeCom) OpenAPI")
     add_simulator_arguments(sim)

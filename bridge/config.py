@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -35,6 +36,7 @@ from bridge.config_env import (
     with_env_defaults,
 )
 from bridge.errors import ConfigError
+from bridge.events import EVENT_TYPES
 from bridge.tenant_rules import check_aes_key, check_tenant, required_keys
 
 __all__ = [
@@ -74,6 +76,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SQLITE_HINT = "a SQLite store is sqlite:///relative/file.db or sqlite:////absolute/file.db"
+
+
 class BridgeSection(_Model):
     """`[bridge]`: the process itself."""
 
@@ -100,9 +105,15 @@ class BridgeSection(_Model):
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in {"sqlite", "redis", "rediss", "unix"}:
+        parts = urlsplit(value)
+        if parts.scheme not in {"sqlite", "redis", "rediss", "unix"}:
             raise ValueError("must start with sqlite:///, redis://, rediss:// or unix://")
+        # Checked here in full, or `check` passes what `run` cannot open.
+        if parts.scheme != "sqlite":
+            return _redis_url(value)
+        file = parts.path.removeprefix("/")
+        if parts.netloc or not file or file.endswith("/"):
+            raise ValueError(SQLITE_HINT)
         return value
 
     @field_validator("http_listen", "public_listen")
@@ -118,6 +129,24 @@ class BridgeSection(_Model):
     @classmethod
     def _public_url(cls, value: str) -> str:
         return _http_url(value).rstrip("/")
+
+    @model_validator(mode="after")
+    def _listeners_apart(self) -> BridgeSection:
+        # Two listeners on one port, one of them on every interface, cannot both bind:
+        # say so here rather than blame "address already in use" on another process.
+        public = self.public_listen
+        if public is None or public == self.http_listen:
+            return self
+        http_host, _, http_port = self.http_listen.rpartition(":")
+        public_host, _, public_port = public.rpartition(":")
+        wildcard = {"", "0.0.0.0", "::", "[::]"}
+        if http_port == public_port != "0" and {http_host, public_host} & wildcard:
+            raise ConfigError(
+                "bridge.public_listen",
+                f"port {public_port} is http_listen's ({self.http_listen}): give it its own port,"
+                " or the very same address to serve everything on one",
+            )
+        return self
 
 
 class ExmailSection(_Model):
@@ -135,7 +164,8 @@ class ExmailSection(_Model):
     max_body_bytes: int = Field(default=1 << 20, gt=1024)
     # user/list answers Ver=0 with every account (~60 B each): 32 MiB fits 100,000 with room.
     directory_max_body_bytes: int = Field(default=32 << 20, gt=1024)
-    min_poll_interval_s: float = Field(default=1.0, ge=0)
+    # 0 would let an upstream that answers at once with nothing drive a hot loop.
+    min_poll_interval_s: float = Field(default=1.0, ge=0.1)
     token_refresh_margin_s: float = Field(default=300.0, ge=0)
     # the new API (protocol "api") and WeCom-native mail (protocol "wecom-mail")
     api_url: str = "https://api.exmail.qq.com"
@@ -146,6 +176,9 @@ class ExmailSection(_Model):
     _check_urls = field_validator("token_url", "api_base")(classmethod(lambda c, v: _http_url(v)))
     _check_new_urls = field_validator("api_url", "wecom_api_url")(
         classmethod(lambda c, v: _http_url(v).rstrip("/"))
+    )
+    _check_login_url = field_validator("login_url")(
+        classmethod(lambda c, v: None if v is None else _http_url(v))
     )
 
     @property
@@ -261,6 +294,7 @@ class MqttSinkConfig(_SinkBase):
         parts = urlsplit(value)
         if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
             raise ValueError("must be mqtt://host[:port] or mqtts://host[:port]")
+        _check_port(parts)
         return value
 
 
@@ -279,7 +313,7 @@ class WecomSinkConfig(_SinkBase):
     per_member_per_min: int = Field(default=25, ge=1, le=30)
     button_text: str = Field(default="打开邮件", max_length=4)
 
-    _check_url = field_validator("api_base")(classmethod(lambda c, v: _http_url(v)))
+    _check_url = field_validator("api_base", "oauth_url")(classmethod(lambda c, v: _http_url(v)))
 
     @field_validator("ordered")
     @classmethod
@@ -316,6 +350,14 @@ class RouteConfig(_Model):
     events: tuple[str, ...] = ("*",)
     sinks: tuple[str, ...] = Field(min_length=1)
 
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:  # a typo would route nothing, silently
+            if not any(fnmatchcase(t, pattern.lower()) for t in EVENT_TYPES):
+                raise ValueError(f"{pattern!r} matches no event type ({', '.join(EVENT_TYPES)})")
+        return value
+
 
 class Config(_Model):
     """The whole validated `config.toml`."""
@@ -339,6 +381,7 @@ class Config(_Model):
             for j, sink in enumerate(route.sinks):
                 if sink not in names:
                     raise ConfigError(f"routes[{i}].sinks[{j}]", f"unknown sink {sink!r}")
+            _matches_a_tenant(f"routes[{i}].tenants", route.tenants, self.tenants)
         if self.me is not None:
             self.me_sink()
         return self
@@ -372,7 +415,16 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
+    _check_port(parts)
     return value
+
+
+def _check_port(parts: SplitResult) -> None:
+    """A URL's port, when it has one, is a number in 0..65535 (else every use fails)."""
+    try:
+        parts.port  # noqa: B018  (parsing it is the check)
+    except ValueError as exc:  # names the port, never a password
+        raise ValueError(f"bad port: {exc}") from None
 
 
 def _unique(section: str, names: list[str]) -> None:
@@ -381,6 +433,27 @@ def _unique(section: str, names: list[str]) -> None:
         if name in seen:
             raise ConfigError(f"{section}[{i}].name", f"duplicate name {name!r}")
         seen.add(name)
+
+
+def _redis_url(value: str) -> str:
+    """A Redis URL with a numeric port, and a socket path for `unix:` (else a traceback
+    or a bad connect at start)."""
+    parts = urlsplit(value)
+    _check_port(parts)
+    if parts.scheme == "unix" and not parts.path:
+        raise ValueError("a Redis socket is unix:///path/to/redis.sock")
+    return value
+
+
+def _matches_a_tenant(
+    path: str, patterns: tuple[str, ...], tenants: tuple[TenantConfig, ...]
+) -> None:
+    """A route's tenant pattern that matches no tenant is a typo: it would route nothing."""
+    if not tenants:
+        return  # no tenant, no event: nothing to route
+    for j, pattern in enumerate(patterns):
+        if not any(fnmatchcase(t.name.lower(), pattern.lower()) for t in tenants):
+            raise ConfigError(f"{path}[{j}]", f"{pattern!r} matches no tenant's name")
 
 
 def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
@@ -453,10 +526,16 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         raise ConfigError(key, _reason(first)) from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate a config file (`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml)."""
+def load_config(path: str | os.PathLike[str] | None = None, *, to_run: bool = False) -> Config:
+    """Read and validate a config file (`-c`, else `$EXMAIL_BRIDGE_CONFIG`, else ./config.toml).
+
+    `to_run`: for `run`, `check` and `demo`, which need a tenant to do anything (the `dlq`
+    commands do not)."""
     target = config_path(path)
-    return _anchor_store(parse_config(read_toml(target)), target.resolve().parent)
+    config = _anchor_store(parse_config(read_toml(target)), target.resolve().parent)
+    if to_run and not config.tenants:
+        raise ConfigError("tenants", "at least one [[tenants]] table is required")
+    return config
 
 
 def _anchor_store(config: Config, folder: Path) -> Config:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = ["DEFAULT_SUBSCRIPTION_RETRY_S", "ApiSection"]
 
-# The Standard Webhooks ladder (PROTOCOLS.md §3): about a day and a half of retries.
+# The Standard Webhooks ladder (PROTOCOLS.md §3): about 28 hours of retries.
 DEFAULT_SUBSCRIPTION_RETRY_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 

@@ -42,6 +42,7 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "public_listen": "EXMAIL_BRIDGE_PUBLIC_LISTEN",
 }
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HALF_ENV_RE = re.compile(r"\$\{[A-Za-z_]")  # what is left of a reference with no "}"
 
 
 def config_path(path: str | os.PathLike[str] | None) -> Path:
@@ -78,6 +79,9 @@ def expand(value: str, path: str, env: Mapping[str, str]) -> str:
             return default
         raise ConfigError(path, f"environment variable {name} is not set")
 
+    # A typo like "${KEY" would otherwise become the literal value (a wrong secret).
+    if _HALF_ENV_RE.search(_ENV_RE.sub("", value)):
+        raise ConfigError(path, "a ${VAR} reference is not closed with }")
     return _ENV_RE.sub(one, value)
 
 

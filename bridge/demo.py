@@ -117,13 +117,19 @@ async def _wecom_watch(state: WecomState) -> None:
         await asyncio.sleep(0.05)
 
 
+def _shown(path: str) -> str:
+    """A path as printed: a click link's token is a credential, so only its start."""
+    head, sep, token = path.partition("/open/")
+    return f"{head}{sep}{token[:8]}…" if sep else path
+
+
 async def _click_first_card() -> None:
     """Open the first card's link as its owner would: WeCom sign-in, then Exmail's login."""
     if not CARD_LINKS:
         return
     hops: list[str] = []
     async with aiohttp.ClientSession() as session, session.get(CARD_LINKS[0]) as page:
-        hops = [urlsplit(str(r.url)).path for r in page.history]
+        hops = [_shown(urlsplit(str(r.url)).path) for r in page.history]
         text = re.sub(r"<[^>]+>", " ", await page.text())
     via = " → ".join(hops) or "-"
     print(f"\nclicking the first card's button: {via} → Exmail SSO login", flush=True)
@@ -152,8 +158,13 @@ async def _inject(config: Config, sim_state: ExmailSimState) -> None:
         await send_api_mails(config.exmail.api_url, api, SENT_AT, _announce)
 
 
-async def _wait_ready(url: str, bridge: asyncio.Task[None]) -> None:
+async def _wait_ready(url: str, bridge: asyncio.Task[None], listening: asyncio.Event) -> None:
     """Until /readyz answers 200; the bridge's own error if it stopped (a port in use)."""
+    # Another process may answer on the port this bridge could not bind: ask only once the
+    # bridge holds its ports, or raise its error.
+    bound = asyncio.create_task(listening.wait(), name="demo-bound")
+    await asyncio.wait({bridge, bound}, return_when=asyncio.FIRST_COMPLETED)
+    bound.cancel()
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
             if bridge.done():
@@ -192,10 +203,13 @@ async def _demo(config: Config, duration_s: float) -> None:
         api = api_tenant(config)
         if api is not None:
             await register_corp(config.exmail.api_url, api, config.bridge.public_url)
-        bridge = asyncio.create_task(serve(config, stop), name="bridge")
+        listening = asyncio.Event()
+        bridge = asyncio.create_task(serve(config, stop, listening), name="bridge")
         try:
             async with asyncio.timeout_at(deadline):
-                await _show(config, exmail_app[STATE], bridge, watching, stop, deadline)
+                await _show(
+                    config, exmail_app[STATE], (bridge, listening), watching, stop, deadline
+                )
         except TimeoutError:
             pass
         stop.set()
@@ -230,14 +244,15 @@ async def _receivers(
 async def _show(
     config: Config,
     sim: ExmailSimState,
-    bridge: asyncio.Task[None],
+    bridge: tuple[asyncio.Task[None], asyncio.Event],
     watching: asyncio.Event,
     stop: asyncio.Event,
     deadline: float | None,
 ) -> None:
-    await _wait_ready(config.bridge.public_url, bridge)
+    ops = f"http://{config.bridge.http_listen}"  # /readyz and /metrics are never public
+    await _wait_ready(ops, *bridge)
     await asyncio.wait_for(watching.wait(), 15)
-    print(f"bridge ready; metrics at {config.bridge.public_url}/metrics\n", flush=True)
+    print(f"bridge ready; metrics at {ops}/metrics\n", flush=True)
     await _inject(config, sim)
     await asyncio.sleep(0.5)
     await _click_first_card()
@@ -250,7 +265,7 @@ async def _show(
 
 def demo(config_path: str | None, duration_s: float = 0.0) -> int:
     """Run the demo until Ctrl-C (or for `duration_s` seconds when > 0)."""
-    config = load_config(config_path)
+    config = load_config(config_path, to_run=True)
     logs.configure("warning", "console")
     asyncio.run(_demo(config, duration_s))
     return 0

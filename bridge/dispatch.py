@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from bridge import metrics
+from bridge.acks import AckBatcher
 from bridge.claims import HeldClaims
 from bridge.errors import SinkError, StoreError
 from bridge.logs import get_logger
@@ -80,6 +81,8 @@ class Dispatcher:
         self._label = metrics_label or sink.name
         self._lease_s = lease_s or timeout_s * 3 + 10
         self._claims = HeldClaims(store=store, lease_s=self._lease_s)
+        # Ordered sinks ack one by one: an ack there also moves the mailbox's line on.
+        self._acks = None if ordered else AckBatcher(store=store, sink=sink.name)
         self._stopping = asyncio.Event()
         self._seen_errors: set[str] = set()
         self.supervisor = supervisor or Supervisor(
@@ -167,15 +170,20 @@ class Dispatcher:
         finally:
             if inflight:
                 await asyncio.wait(inflight)
+            if self._acks is not None:
+                await self._acks.drain()
 
     async def _refill(self, inflight: set[asyncio.Task[None]]) -> None:
         room = self._concurrency - len(inflight)
-        batch = await self._claim(room) if room else []
+        # Claim in batches: once half the slots are free (or all, when idle), not one
+        # store round trip per freed slot; a quiet sink still claims at once.
+        worth_it = room >= max(1, self._concurrency // 2) or not inflight
+        batch = await self._claim(room) if room and worth_it else []
         for item in batch:
             task = asyncio.create_task(self._send_guarded(item), name=f"deliver[{self.name}]")
             inflight.add(task)
             task.add_done_callback(inflight.discard)
-        if len(inflight) >= self._concurrency:
+        if len(inflight) >= self._concurrency or (inflight and not worth_it):
             await asyncio.wait(inflight, timeout=IDLE_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
         elif inflight and not batch:
             # Poll for new work while sends are in flight (a blocking store wait cannot be
@@ -260,8 +268,11 @@ class Dispatcher:
         return SinkError(self.name, f"internal error: {kind}", retryable=True)
 
     async def _succeeded(self, item: Delivery, took_s: float) -> None:
-        async with self._claims.current(item) as held:
-            await self._store.ack(held)
+        if self._acks is not None:
+            self._acks.submit(item)  # the slot is free now; the ack goes in the next batch
+        else:
+            async with self._claims.current(item) as held:
+                await self._store.ack(held)
         self.delivered += 1
         self.permanent_failure = None
         metrics.delivery(self._label, "delivered", took_s)

@@ -6,15 +6,16 @@ bad credentials park the tenant; a `Ver` push triggers a directory sync (bridge/
 whose event is committed together with the new version, and whose failure never stops
 mail; after every gap (the start too) the watched mailboxes' unread counts are reconciled
 against the baselines stored with earlier commits. A push read from the socket is
-committed before the next one is read; if the store fails, the same commit is retried
-(with backoff) until it succeeds (bridge/sources/commit.py).
+committed before the next one is read, and every push of one read in one transaction
+(group commit); if the store fails, the same commit is retried (with backoff) until it
+succeeds (bridge/sources/commit.py). A held listen that breaks reconnects at once, once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Protocol
 
@@ -36,6 +37,7 @@ from bridge.logs import get_logger
 from bridge.pacing import PollPacer
 from bridge.routing import Router
 from bridge.sources.commit import Committer
+from bridge.sources.pending import Pending
 from bridge.states import StateBoard
 from bridge.store.base import Store
 from bridge.unread import UNREAD_MEMORY, UnreadMemory
@@ -49,7 +51,9 @@ Sleep = Callable[[float], Awaitable[None]]
 class Upstream(Protocol):
     """The part of the Exmail client a listener uses."""
 
-    def listen(self, tenant: TenantConfig, ver: str) -> AsyncGenerator[Push, None]: ...
+    def listen_batches(self, tenant: TenantConfig, ver: str) -> AsyncGenerator[list[Push], None]:
+        """An empty batch once the listen is held, then the pushes of each socket read."""
+
     async def user_list(self, tenant: TenantConfig, ver: str) -> DirectoryDelta: ...
     async def newcount(self, tenant: TenantConfig, mailbox: str) -> int: ...
 
@@ -90,6 +94,7 @@ class Listener:
         self._unread = UnreadMemory(watch=tenant.watch, max_items=unread_memory)
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
+        self._held = False  # the current poll's listen was held by the upstream
         self._committer = Committer(
             tenant=tenant.name,
             store=store,
@@ -134,15 +139,16 @@ class Listener:
         if self._board.get(self.name) != "connected":
             self._board.set(self.name, "connecting")
         outcome, news = "empty", False
+        self._held = False
         self._pacer.started()
         # aclosing: the response is released at once, whatever ends the loop.
-        listen = self._upstream.listen(self.tenant, self._directory.listen_ver)
-        async with contextlib.aclosing(listen) as pushes:
-            async for push in pushes:
-                self._board.set(self.name, "connected")
-                outcome, fresh = await self._handle(push, outcome)
+        listen = self._upstream.listen_batches(self.tenant, self._directory.listen_ver)
+        async with contextlib.aclosing(listen) as batches:
+            async for batch in batches:
+                self._held = True
+                self._board.set(self.name, "connected")  # the first, empty batch: held
+                outcome, fresh = await self._handle_batch(batch, outcome)
                 news = news or fresh
-        self._board.set(self.name, "connected")
         metrics.poll_finished(outcome)
         if self._gap:
             await self._reconcile()
@@ -156,30 +162,51 @@ class Listener:
             log.info("listen_hollow", tenant=self.name, retry_in_s=round(delay_s, 3))
             await self._sleep(delay_s)
 
-    async def _handle(self, push: Push, outcome: str) -> tuple[str, bool]:
-        """The poll's outcome so far, and whether this push brought something new."""
-        match push:
-            case Heartbeat():
-                return ("heartbeat" if outcome == "empty" else outcome), False
-            case MailPush():
-                return "push", await self._on_mail(push)
-            case UnreadPush():
-                return "push", await self._on_unread(push)
-            case VersionPush():
-                return "push", await self._on_version(push)
-            case UnknownPush(keys=keys):
-                log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
-        return outcome, False
+    async def _handle_batch(self, batch: Sequence[Push], outcome: str) -> tuple[str, bool]:
+        """Group commit: the events of every push from one socket read go to the store in
+        one transaction, before the next read. A `Ver` push commits what came before it,
+        then syncs the directory. The poll's outcome so far, and whether anything was new."""
+        pending = Pending()
+        news = False
+        for push in batch:
+            match push:
+                case Heartbeat():
+                    outcome = "heartbeat" if outcome == "empty" else outcome
+                case MailPush() | UnreadPush():
+                    outcome = "push"
+                    self._note(push, pending)
+                case VersionPush():
+                    outcome = "push"
+                    news = await self._flush(pending) or news
+                    news = await self._on_version(push) or news
+                case UnknownPush(keys=keys):
+                    log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
+        return outcome, await self._flush(pending) or news
+
+    async def _flush(self, pending: Pending) -> bool:
+        if not pending.events:
+            return False
+        committed = await self._commit(pending.events, counts=pending.counts)
+        pending.clear()
+        return committed
 
     def _wanted(self, mailbox: str) -> bool:
         return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
 
-    async def _on_mail(self, push: MailPush) -> bool:
-        if push.new_count is not None:
-            self._unread.note(push.mailbox, push.new_count)
-        if not self._wanted(push.mailbox):
-            return False
-        event = events.mail_received(
+    def _note(self, push: MailPush | UnreadPush, pending: Pending) -> None:
+        """Add the event a push becomes (none outside the tenant's mailbox filter)."""
+        if isinstance(push, MailPush):
+            if push.new_count is not None:
+                self._unread.note(push.mailbox, push.new_count)
+            event = self._mail_event(push)
+        else:
+            previous = self._unread.note(push.mailbox, push.new_count)
+            event = self._unread_event(push, previous)
+        if self._wanted(push.mailbox):
+            pending.add(event, self._watched(push.mailbox, push.new_count))
+
+    def _mail_event(self, push: MailPush) -> Event:
+        return events.mail_received(
             tenant=self.name,
             mailbox=push.mailbox,
             mail_id=push.mail_id,
@@ -189,20 +216,15 @@ class Listener:
             summary=push.summary,
             unread_count=push.new_count,
         )
-        return await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
-    async def _on_unread(self, push: UnreadPush) -> bool:
-        previous = self._unread.note(push.mailbox, push.new_count)
-        if not self._wanted(push.mailbox):
-            return False
-        event = events.unread_changed(
+    def _unread_event(self, push: UnreadPush, previous: int | None) -> Event:
+        return events.unread_changed(
             tenant=self.name,
             mailbox=push.mailbox,
             unread_count=push.new_count,
             previous=previous,
             reason="push",
         )
-        return await self._commit([event], counts=self._watched(push.mailbox, push.new_count))
 
     async def _on_version(self, push: VersionPush) -> bool:
         if not self._directory.hear(push.ver):
@@ -268,10 +290,18 @@ class Listener:
         self._gap = True
         self._board.set(self.name, "backoff")
         delay = self.backoff.next_delay_s()
+        if self._held and self.backoff.failures == 1:
+            # A held listen that broke (a restart, a load balancer, a reconnect storm):
+            # reconnect at once, paced only by the shared rate budget. A second failure
+            # in a row backs off as usual, so this can never become a hot loop.
+            delay = 0.0
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP_S))
-        log.warning(
+        # A broken held listen that reconnects at once is routine (a storm logs it 10,000
+        # times): info; a failure that backs off is worth a warning.
+        level = log.info if delay == 0.0 else log.warning
+        level(
             "listen_failed",
             tenant=self.name,
             reason=reason,

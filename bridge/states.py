@@ -1,16 +1,24 @@
-"""Where each tenant's listener stands, kept as counts for the by-state gauges."""
+"""Where each tenant's listener stands, kept as counts for the by-state gauges.
+
+A tenant is *settled* once its source has reached a held listen (`connected`; for callback
+and poll sources, a first token and poll) or a recorded failure (`backoff`, `parked`) since
+it was started: /readyz waits for every owned tenant to be settled.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from bridge import metrics
 
-__all__ = ["StateBoard", "TenantState"]
+__all__ = ["FAILING", "StateBoard", "TenantState"]
 
 TenantState = Literal["starting", "connecting", "connected", "backoff", "parked", "not_owned"]
 _CONNECTION_STATES = ("connecting", "connected")
+_SETTLED: frozenset[str] = frozenset({"connected", "backoff", "parked"})
+FAILING: frozenset[str] = frozenset({"backoff", "parked"})
 _TENANT_STATES: dict[str, str] = {
     "starting": "starting",
     "connecting": "listening",
@@ -27,12 +35,18 @@ class StateBoard:
     def __init__(self) -> None:
         self._states: dict[str, TenantState] = {}
         self._counts: Counter[str] = Counter()
+        self._settled: set[str] = set()
+        self.on_settled: Callable[[str], None] | None = None  # called once per settling
 
     def set(self, tenant: str, state: TenantState) -> None:
         """Record `tenant`'s new state."""
         old = self._states.get(tenant)
         if old == state:
             return
+        if state in _SETTLED and tenant not in self._settled:
+            self._settled.add(tenant)
+            if self.on_settled is not None:
+                self.on_settled(tenant)
         if old is not None:
             self._counts[old] -= 1
         self._states[tenant] = state
@@ -42,6 +56,7 @@ class StateBoard:
     def drop(self, tenant: str) -> None:
         """Forget `tenant` (its listener stopped)."""
         old = self._states.pop(tenant, None)
+        self._settled.discard(tenant)
         if old is not None:
             self._counts[old] -= 1
             self._publish()
@@ -49,6 +64,20 @@ class StateBoard:
     def get(self, tenant: str) -> TenantState | None:
         """`tenant`'s current state."""
         return self._states.get(tenant)
+
+    def unsettled(self, tenants: Iterable[str]) -> list[str]:
+        """Those of `tenants` that have neither listened nor failed since they started."""
+        return [t for t in tenants if t not in self._settled]
+
+    def failing(self, limit: int) -> dict[str, TenantState]:
+        """Up to `limit` tenants backing off or parked right now."""
+        found: dict[str, TenantState] = {}
+        for tenant, state in self._states.items():
+            if state in FAILING:
+                found[tenant] = state
+                if len(found) >= limit:
+                    break
+        return found
 
     def count(self, state: TenantState) -> int:
         """How many tenants are in `state`."""

@@ -17,9 +17,20 @@ from collections.abc import Awaitable, Callable
 from bridge.backoffs import Backoff
 from bridge.logs import get_logger
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "crash_fields"]
 
 log = get_logger(__name__)
+
+
+def crash_fields(exc: BaseException) -> dict[str, str]:
+    """Log fields of an unexpected exception: its type and stack, never its message.
+
+    A foreign exception's text may quote a URL with a token in its query string.
+    """
+    return {
+        "error_type": type(exc).__name__,
+        "stack": "".join(traceback.format_tb(exc.__traceback__)),
+    }
 
 
 class Supervisor:
@@ -65,14 +76,7 @@ class Supervisor:
         self.restarts += 1
         self._crashes.append((time.monotonic(), type(exc).__name__))
         self._on_restart()
-        # The stack, not the message: a foreign exception's text may quote a URL with a token.
-        log.error(
-            "task_crashed",
-            task=self.name,
-            error_type=type(exc).__name__,
-            stack="".join(traceback.format_tb(exc.__traceback__)),
-            restarts=self.restarts,
-        )
+        log.error("task_crashed", task=self.name, restarts=self.restarts, **crash_fields(exc))
 
     def problem(self) -> str | None:
         """Why the job counts as failing (it keeps dying), or None."""

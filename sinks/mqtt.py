@@ -39,6 +39,7 @@ from bridge.config import MqttSinkConfig
 from bridge.errors import SinkError
 from bridge.events import Event
 from bridge.logs import get_logger
+from bridge.supervise import crash_fields
 from sinks.mqtt_marks import LocalMarks, Marks
 from sinks.mqtt_topics import Publication, publications, render, v5_properties
 
@@ -160,8 +161,8 @@ class MqttSink:
                 if self._fall_back(exc):
                     continue
                 log.warning("mqtt_disconnected", sink=self.name, error=str(exc))
-            except Exception:  # keep the sink alive whatever a bug or library throws
-                log.exception("mqtt_session_crashed", sink=self.name)
+            except Exception as exc:  # keep the sink alive whatever a bug or library throws
+                log.error("mqtt_session_crashed", sink=self.name, **crash_fields(exc))
             # A session that got connected starts the ladder again: each blip is a first one.
             attempt = 1 if self._connected_once else attempt + 1
             self._connected_once = False

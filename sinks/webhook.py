@@ -29,6 +29,7 @@ from bridge.config import WebhookSinkConfig
 from bridge.errors import ConfigError, SinkError
 from bridge.events import Event
 from bridge.logs import get_logger
+from bridge.netfail import connection_reason
 from sinks.signing import decode_secret, signed_headers
 
 __all__ = ["CONTENT_TYPE", "WebhookSink", "parse_retry_after"]
@@ -38,6 +39,7 @@ log = get_logger(__name__)
 CONTENT_TYPE = "application/cloudevents+json"
 _RETRYABLE = frozenset({408, 429})
 _LOUD = frozenset({401, 403, 404, 410})
+KEEPALIVE_S = 30.0  # an idle pooled connection is closed after this
 
 
 class WebhookSink:
@@ -57,7 +59,14 @@ class WebhookSink:
     async def start(self) -> None:
         """Open the sink's HTTP session (one connection pool per sink)."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._config.verify_tls)
+            # Keep-alive pool sized to the dispatcher's concurrency: every send in flight
+            # reuses a warm connection instead of paying a connect (and TLS) per event.
+            connector = aiohttp.TCPConnector(
+                ssl=self._config.verify_tls,
+                limit=self._config.concurrency,
+                limit_per_host=self._config.concurrency,
+                keepalive_timeout=KEEPALIVE_S,
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout_s),
@@ -98,8 +107,7 @@ class WebhookSink:
         except TimeoutError as exc:
             raise SinkError(self.name, "timed out", retryable=True) from exc
         except aiohttp.ClientError as exc:
-            reason = f"connection failed: {type(exc).__name__}"
-            raise SinkError(self.name, reason, retryable=True) from exc
+            raise SinkError(self.name, connection_reason(exc), retryable=True) from exc
 
 
 def _key(sink: str, index: int, secret: str) -> bytes:

@@ -27,7 +27,9 @@ from bridge.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from bridge.exmail.shapes import as_lifetime_s
 from bridge.logs import get_logger
+from bridge.netfail import connection_reason
 from bridge.singleflight import SingleFlightCache
 
 __all__ = [
@@ -46,6 +48,7 @@ CONFIG_ERRCODES = frozenset({40001, 40091, 40056, 48002, 60020})
 MISSING_USER_ERRCODES = frozenset({46004, 60111, 40003})
 _RETRY_AFTER_S = {45009: 60.0, 45033: 5.0, -1: 2.0}
 _MAX_BODY_B = 1 << 20
+DEFAULT_TOKEN_S = 7200.0  # WeCom's documented token lifetime
 # Metric label values come from this set only ("other" else): an upstream answer must not
 # mint label values (a hostile or broken server could send a new errcode every time).
 _KNOWN_ERRCODES = (
@@ -151,8 +154,16 @@ class WecomApi:
         except UpstreamError:
             metrics.token_refresh("wecom", False)
             raise
+        token = doc.get("access_token")
+        if not isinstance(token, str) or not token:  # else every call would go out without
+            metrics.token_refresh("wecom", False)
+            metrics.upstream_error("wecom/gettoken", "shape")
+            raise UpstreamProtocolError(
+                "no access_token", provider="wecom", endpoint="gettoken", code="shape"
+            )
         metrics.token_refresh("wecom", True)
-        return str(doc.get("access_token") or ""), float(doc.get("expires_in") or 7200)
+        expires_in_s = as_lifetime_s(doc.get("expires_in"), DEFAULT_TOKEN_S)
+        return token, expires_in_s
 
     # calls -------------------------------------------------------------------------
     async def call(
@@ -232,9 +243,9 @@ class WecomApi:
             metrics.upstream_error(f"wecom/{endpoint}", "timeout")
             raise UpstreamTimeout("timed out", provider="wecom", endpoint=endpoint) from exc
         except aiohttp.ClientError as exc:
-            # The exception's own text may quote the URL (and so the token): keep only its type.
+            # The exception's own text may quote the URL (and so the token): never use it.
             metrics.upstream_error(f"wecom/{endpoint}", "connection")
-            reason = type(exc).__name__
+            reason = connection_reason(exc)
             raise UpstreamUnavailable(reason, provider="wecom", endpoint=endpoint) from None
 
 

@@ -12,6 +12,7 @@ import uuid
 
 import aiohttp
 
+from bridge.delivery.attempt_log import AttemptLog
 from bridge.delivery.subscription_model import Subscription, new_id
 from bridge.delivery.subscription_service import Principal, SubscriptionService
 from bridge.delivery.subscription_sink import PostOutcome, attempt_of, post_event
@@ -42,11 +43,18 @@ def ping_event(sub: Subscription) -> Event:
 class Replays:
     """Test, resend and recover, on top of the service's scope checks."""
 
-    def __init__(self, *, service: SubscriptionService, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, *, service: SubscriptionService, session: aiohttp.ClientSession, attempts: AttemptLog
+    ) -> None:
         self._service = service
+        self._attempts = attempts
         self._store = service.store
         self._settings = service.settings
         self._session = session
+
+    async def flush_attempts(self) -> None:
+        """Write this replica's queued attempt records, so a read sees them."""
+        await self._attempts.flush()
 
     async def test(self, who: Principal, sub_id: str) -> tuple[Event, PostOutcome]:
         """Send a signed ping now; the receiver's answer (also kept as an attempt)."""
@@ -64,6 +72,7 @@ class Replays:
     async def resend(self, who: Principal, sub_id: str, event_id: str) -> None:
         """Queue one event again for this subscription, under its original id."""
         sub = await self._service.get(who, sub_id)
+        await self.flush_attempts()
         event = await self._store.event_body(event_id)
         if event is None or (sub.scope is not None and event.tenant not in sub.scope):
             raise ApiError(404, "Not Found", f"no event {event_id} within the retention")
@@ -80,6 +89,7 @@ class Replays:
     async def recover(self, job_id: str, sub: Subscription, since: float, until: float) -> int:
         """Resend every event whose attempts in [since, until] failed and that was not
         delivered later: dead letters go back to the outbox, others are queued again."""
+        await self.flush_attempts()
         latest: dict[str, bool] = {}
         failed_in_window: set[str] = set()
         query = AttemptQuery(sub.id, since=since, limit=self._settings.attempts_max)

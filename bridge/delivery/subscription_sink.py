@@ -4,31 +4,30 @@ URL read from the subscription at each attempt, and every attempt recorded.
 It reads the subscription through `lookup` at every send, so a PATCH or a rotation made on
 any replica applies from the next attempt after the registry's refresh, without restarting
 anything. A subscription that is gone (deleted) makes `send` return at once: the delivery
-is acked and so dropped. A failure when the subscription has failed every attempt for
-`disable_after_s` hands it to `on_failing`, which disables it.
+is acked and so dropped. Each attempt goes to the `AttemptLog`, which writes attempts in
+batches and has a subscription that failed every attempt for `disable_after_s` disabled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from bridge.config_api import ApiSection
+from bridge.delivery.attempt_log import AttemptLog
 from bridge.delivery.subscription_model import Attempt, Subscription, new_id
 from bridge.errors import SinkError
 from bridge.events import Event
-from bridge.store.subscriptions import SubscriptionStore
 from sinks.signing import decode_secret, signed_headers
 from sinks.webhook import CONTENT_TYPE, _check_status
 
 __all__ = ["PostOutcome", "SubscriptionSink", "post_event"]
 
 Lookup = Callable[[str], Subscription | None]
-OnFailing = Callable[[Subscription, float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +64,8 @@ async def post_event(
         return PostOutcome(None, _ms_since(started), "timed out")
     except (aiohttp.ClientError, OSError) as exc:
         return PostOutcome(None, _ms_since(started), f"connection failed: {type(exc).__name__}")
+    except ValueError:  # a URL aiohttp cannot use (bad IDNA host, ...): no request was sent
+        return PostOutcome(None, _ms_since(started), "invalid url")
     error = "" if 200 <= status < 300 else f"HTTP {status}"
     return PostOutcome(status, _ms_since(started), error, retry_after)
 
@@ -98,17 +99,15 @@ class SubscriptionSink:
         *,
         sub_id: str,
         lookup: Lookup,
-        store: SubscriptionStore,
+        attempts: AttemptLog,
         session: aiohttp.ClientSession,
         settings: ApiSection,
-        on_failing: OnFailing,
     ) -> None:
         self.name = sub_id
         self._lookup = lookup
-        self._store = store
+        self._attempts = attempts
         self._session = session
         self._settings = settings
-        self._on_failing = on_failing
 
     async def start(self) -> None:
         """Nothing to open: the registry owns the shared HTTP session."""
@@ -124,14 +123,7 @@ class SubscriptionSink:
         if sub.disabled:
             raise SinkError(self.name, "subscription disabled", retryable=True, retry_after_s=60)
         outcome = await post_event(self._session, sub, event, timeout_s=self._settings.timeout_s)
-        since = await self._store.record_attempt(
-            attempt_of(sub, event, outcome, "delivery"),
-            event,
-            keep_s=self._settings.attempts_retention_s,
-            keep_max=self._settings.attempts_max,
-        )
-        if since is not None and time.time() - since >= self._settings.disable_after_s:
-            await self._on_failing(sub, since)
+        self._attempts.add(attempt_of(sub, event, outcome, "delivery"), event)
         if outcome.status_code is None:
             raise SinkError(self.name, outcome.error, retryable=True)
         _check_status(self.name, outcome.status_code, outcome.retry_after, time.time())

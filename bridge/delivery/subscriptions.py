@@ -14,13 +14,13 @@ refresh after, so nothing stays queued for a subscription that no longer exists.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import replace
 
 import aiohttp
 
 from bridge import __version__
 from bridge.config_api import ApiSection
+from bridge.delivery.attempt_log import AttemptLog
 from bridge.delivery.subscription_model import Subscription, rfc3339
 from bridge.delivery.subscription_sink import SubscriptionSink
 from bridge.delivery.targets import GuardedResolver, redacted_url
@@ -56,7 +56,9 @@ class SubscriptionRegistry:
         self._running: dict[str, tuple[Dispatcher, asyncio.Task[None]]] = {}
         self._deleted: dict[str, int] = {}
         self._seen = -1
+        self._stopped = False
         self._session: aiohttp.ClientSession | None = None
+        self.attempts = AttemptLog(store=store, settings=settings, on_failing=self.auto_disable)
         self.loaded = asyncio.Event()
 
     def get(self, sub_id: str) -> Subscription | None:
@@ -112,6 +114,8 @@ class SubscriptionRegistry:
                 self._deleted[sub_id] = left - 1
 
     async def _reconcile(self) -> None:
+        if self._stopped:
+            return  # a refresh that raced `stop()` starts nothing new
         wanted = {s.id for s in self._routable}
         for sub_id in self._running.keys() - wanted:
             await self._stop_one(sub_id)
@@ -122,10 +126,9 @@ class SubscriptionRegistry:
         sink = SubscriptionSink(
             sub_id=sub_id,
             lookup=self.get,
-            store=self._store,
+            attempts=self.attempts,
             session=self.session,
             settings=self._settings,
-            on_failing=self.auto_disable,
         )
         dispatcher = Dispatcher(
             sink=sink,
@@ -139,31 +142,41 @@ class SubscriptionRegistry:
         self._running[sub_id] = (dispatcher, task)
 
     async def _stop_one(self, sub_id: str) -> None:
-        dispatcher, task = self._running.pop(sub_id)
-        dispatcher.stop()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, self._settings.timeout_s + 2)
+        await self._stop_all([self._running.pop(sub_id)])
+
+    async def _stop_all(self, running: list[tuple[Dispatcher, asyncio.Task[None]]]) -> None:
+        """Let in-flight sends finish (bounded by the send timeout), then cancel."""
+        for dispatcher, _ in running:
+            dispatcher.stop()
+        tasks = {task for _, task in running}
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self._settings.timeout_s + 2)
+        for task in late:
+            task.cancel()
 
     async def stop(self) -> None:
         """Stop every dispatcher (in-flight sends finish) and close the session."""
-        for sub_id in list(self._running):
-            self._running[sub_id][0].stop()
-        for sub_id in list(self._running):
-            await self._stop_one(sub_id)
+        self._stopped = True
+        running, self._running = list(self._running.values()), {}
+        await self._stop_all(running)
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def auto_disable(self, sub: Subscription, failing_since: float) -> None:
+    async def auto_disable(self, sub_id: str, failing_since: float) -> None:
         """Disable a subscription that failed every attempt since `failing_since`, say so
         in the log, and tell the configured sinks with an `exmail.subscription.disabled`."""
-        current = await self._store.get_subscription(sub.id)
+        current = await self._store.get_subscription(sub_id)
         if current is None or current.disabled:
             return
         reason = f"failed every attempt since {rfc3339(failing_since)}"
         await self._store.put_subscription(replace(current, disabled=True, disabled_reason=reason))
         log.warning(
-            "subscription_disabled", subscription=sub.id, url=redacted_url(sub.url), reason=reason
+            "subscription_disabled",
+            subscription=sub_id,
+            url=redacted_url(current.url),
+            reason=reason,
         )
         event = disabled_event(current, reason, failing_since)
         await self._store.commit(

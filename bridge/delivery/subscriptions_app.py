@@ -57,7 +57,7 @@ async def subscriptions(config: Config, store: Store) -> AsyncIterator[Subscript
     registry = SubscriptionRegistry(store=service.store, settings=config.api, announce_to=static)
     face = SubscriptionApi(
         service=service,
-        replays=Replays(service=service, session=registry.session),
+        replays=Replays(service=service, session=registry.session, attempts=registry.attempts),
         auth=Authenticator(settings=config.api, store=service.store),
         limits=RateLimits(rate_per_s=config.api.rate_per_s, burst=config.api.rate_burst),
     )
@@ -65,6 +65,7 @@ async def subscriptions(config: Config, store: Store) -> AsyncIterator[Subscript
         await registry.refresh()
     router = SubscriptionRouter(routes=config.routes, sinks=names, registry=registry)
     refresher = asyncio.create_task(registry.run(), name="subscriptions")
+    recorder = asyncio.create_task(registry.attempts.run(), name="subscription-attempts")
     try:
         yield Subscriptions(router=router, face=face, registry=registry)
     finally:
@@ -72,3 +73,5 @@ async def subscriptions(config: Config, store: Store) -> AsyncIterator[Subscript
         await asyncio.gather(refresher, return_exceptions=True)
         await face.aclose()
         await registry.stop()
+        recorder.cancel()  # after the dispatchers: it flushes their last attempts
+        await asyncio.gather(recorder, return_exceptions=True)

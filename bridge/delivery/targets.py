@@ -77,6 +77,10 @@ async def check_target(url: str, *, allow_private: bool, own: frozenset[tuple[st
         raise TargetRefused("the url must not carry credentials")
     host = parts.hostname.lower()
     try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise TargetRefused("the url has an invalid host name") from exc
+    try:
         port = _port(parts.scheme, parts.port)
     except ValueError as exc:
         raise TargetRefused("the url has an invalid port") from exc

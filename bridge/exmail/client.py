@@ -8,6 +8,7 @@ Errors are the bridge's own (bridge/errors.py); aiohttp's never leak out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from bridge.exmail.shapes import (
     ShapeError,
     UserInfo,
     as_count,
+    as_lifetime_s,
     auth_key_of,
     delta_of,
     push_of,
@@ -190,22 +192,38 @@ class ExmailClient:
 
         Use with `contextlib.aclosing` when you may stop early, so the socket is released.
         """
+        async with contextlib.aclosing(self.listen_batches(tenant, ver)) as batches:
+            async for batch in batches:
+                for push in batch:
+                    yield push
+
+    async def listen_batches(
+        self, tenant: TenantConfig, ver: str
+    ) -> AsyncGenerator[list[Push], None]:
+        """One listen request, as batches: first an empty one as soon as the upstream has
+        started its answer (the listen is held), then the pushes decoded from each socket
+        read, together, so the caller can commit them in one store transaction.
+
+        Use with `contextlib.aclosing` when you may stop early, so the socket is released.
+        """
         token = await self._token(tenant)
         try:
             first = True
-            async for push in self._listen_once(tenant, ver, token):
-                first = False
-                yield push
+            async for batch in self._listen_once(tenant, ver, token):
+                first = first and not batch
+                yield batch
             return
         except TokenInvalidError:
             if not first:
                 raise
             self._tokens.invalidate(tenant.name, token)
         log.info("exmail_token_invalidated", tenant=tenant.name)
-        async for push in self._listen_once(tenant, ver, await self._token(tenant)):
-            yield push
+        async for batch in self._listen_once(tenant, ver, await self._token(tenant)):
+            yield batch
 
-    async def _listen_once(self, tenant: TenantConfig, ver: str, token: str) -> AsyncIterator[Push]:
+    async def _listen_once(
+        self, tenant: TenantConfig, ver: str, token: str
+    ) -> AsyncIterator[list[Push]]:
         read_s = listen_read_timeout_s(self._settings)
         url = f"{self._api}/openapi/listen"
         await self._acquire(tenant)
@@ -219,12 +237,31 @@ class ExmailClient:
             if resp.status != 200:
                 body = await self._http.read_capped("listen", resp)
                 judge("listen", resp.status, resp.headers.get("Retry-After"), body)
-            async for item in self._stream(resp, read_s):
+            yield []  # held: the upstream took the listen and is answering
+            async for items in self._stream(resp, read_s):
+                async for batch in self._pushes_of(tenant, items):
+                    yield batch
+
+    async def _pushes_of(self, tenant: TenantConfig, items: list[Any]) -> AsyncIterator[list[Push]]:
+        """The pushes among one read's items; before an error item raises, the pushes read
+        ahead of it are handed out, so none of them is lost."""
+        batch: list[Push] = []
+        try:
+            for item in items:
                 push = self._push_of(tenant, item)
                 if push is not None:
-                    yield push
+                    batch.append(push)
+        except UpstreamError:
+            if batch:
+                yield batch
+            raise
+        if batch:
+            yield batch
 
-    async def _stream(self, resp: aiohttp.ClientResponse, read_s: float) -> AsyncIterator[Any]:
+    async def _stream(
+        self, resp: aiohttp.ClientResponse, read_s: float
+    ) -> AsyncIterator[list[Any]]:
+        """The values decoded from each socket read, one list per read."""
         # The cap applies to each push: a busy stream may carry many megabytes in all.
         decoder = StreamDecoder(max_value_bytes=self._settings.max_body_bytes)
         while True:
@@ -232,14 +269,13 @@ class ExmailClient:
                 chunk = await resp.content.readany()
             if not chunk:
                 break
-            for item in decoder.feed(chunk):
-                if isinstance(item, Oversized):
-                    raise protocol_error("listen", "oversized")
-                yield item
-            if decoder.overflowing:
+            items = decoder.feed(chunk)
+            cut = next((i for i, item in enumerate(items) if isinstance(item, Oversized)), None)
+            if cut is not None or decoder.overflowing:
+                yield items[:cut]
                 raise protocol_error("listen", "oversized")
-        for item in decoder.close():
-            yield item
+            yield items
+        yield decoder.close()
 
     def _push_of(self, tenant: TenantConfig, item: Any) -> Push | None:
         if isinstance(item, Garbage):
@@ -269,8 +305,4 @@ def _token_of(obj: Any) -> tuple[str, float]:
     token = obj.get("access_token") if isinstance(obj, dict) else None
     if not isinstance(token, str) or not token:
         raise protocol_error("token", "shape")
-    try:
-        expires_in_s = float(obj.get("expires_in", 86400))
-    except (TypeError, ValueError):
-        expires_in_s = 86400.0
-    return token, max(expires_in_s, 1.0)
+    return token, max(as_lifetime_s(obj.get("expires_in"), 86400.0), 1.0)

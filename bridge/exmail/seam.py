@@ -31,6 +31,7 @@ from bridge.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from bridge.netfail import connection_reason
 
 __all__ = [
     "RETRY_AFTER_CAP_S",
@@ -127,7 +128,7 @@ async def translated(endpoint: str) -> AsyncIterator[None]:
     except (aiohttp.ClientError, OSError) as exc:
         metrics.upstream_error(endpoint, "connection")
         raise UpstreamUnavailable(
-            f"connection failed: {type(exc).__name__}", endpoint=endpoint, code="connection"
+            connection_reason(exc), endpoint=endpoint, code="connection"
         ) from exc
 
 

@@ -7,6 +7,7 @@ ignored. A value that cannot be read raises `ShapeError` (a ValueError).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "ShapeError",
     "UserInfo",
     "as_count",
+    "as_lifetime_s",
     "as_version",
     "auth_key_of",
     "delta_of",
@@ -81,6 +83,18 @@ def as_count(value: Any) -> int:
     raise ShapeError("count is not an integer")
 
 
+def as_lifetime_s(value: Any, default_s: float) -> float:
+    """A token's `expires_in` in seconds: a finite positive number (or numeric string),
+    else `default_s`. "nan" would make every use refetch; "inf", never refresh."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default_s
+    try:
+        seconds = float(value)
+    except ValueError:
+        return default_s
+    return seconds if math.isfinite(seconds) and seconds > 0 else default_s
+
+
 def push_of(obj: Any) -> Push:
     """The typed push for one listen object; `UnknownPush` for any other shape."""
     if not isinstance(obj, dict):
@@ -95,8 +109,8 @@ def _known_push(obj: dict[str, Any]) -> Push:
     if "MailId" in obj and "UserName" in obj:
         count = obj.get("NewCount")
         return MailPush(
-            mailbox=_text(obj["UserName"]),
-            mail_id=_text(obj["MailId"]),
+            mailbox=_name(obj["UserName"]),
+            mail_id=_name(obj["MailId"]),
             sender=_text(obj.get("Sender", "")),
             receiver=_text(obj.get("Receiver", "")),
             subject=_text(obj.get("Subject", "")),
@@ -104,7 +118,7 @@ def _known_push(obj: dict[str, Any]) -> Push:
             new_count=None if count is None else as_count(count),
         )
     if "UserName" in obj and "NewCount" in obj:
-        return UnreadPush(mailbox=_text(obj["UserName"]), new_count=as_count(obj["NewCount"]))
+        return UnreadPush(mailbox=_name(obj["UserName"]), new_count=as_count(obj["NewCount"]))
     if "Ver" in obj:
         return VersionPush(ver=as_version(obj["Ver"]))
     if obj.get("Ret") in (0, "0"):
@@ -167,3 +181,11 @@ def _text(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise ShapeError("expected a string")
+
+
+def _name(value: Any) -> str:
+    """A mailbox or mail id: an event for "" would reach every sink, with a shared id."""
+    text = _text(value).strip()
+    if not text:
+        raise ShapeError("empty name")
+    return text

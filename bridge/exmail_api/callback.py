@@ -25,10 +25,11 @@ from bridge.logs import get_logger
 from bridge.sources.commit import Committer
 from bridge.store.base import Store
 
-__all__ = ["ANSWER_WITHIN_S", "MAX_BODY_BYTES", "CallbackReceiver"]
+__all__ = ["ANSWER_WITHIN_S", "MAX_BODY_BYTES", "MAX_NAME_CHARS", "CallbackReceiver"]
 
 log = get_logger(__name__)
 MAX_BODY_BYTES = 64 * 1024
+MAX_NAME_CHARS = 64  # an unknown tenant name from the path is logged cut to this
 # Tencent drops the connection after 5 s and sends again. A commit still running by then
 # finishes in the background (it is shielded); the retry is then a duplicate, deduplicated.
 ANSWER_WITHIN_S = 3.0
@@ -99,7 +100,11 @@ class CallbackReceiver:
         if found is None:
             metrics.callback_refused("tenant")
             # the name comes from the internet: keep the log line short
-            log.info("callback_refused", reason="tenant", tenant=request.match_info["tenant"][:64])
+            log.info(
+                "callback_refused",
+                reason="tenant",
+                tenant=request.match_info["tenant"][:MAX_NAME_CHARS],
+            )
             raise web.HTTPNotFound(text="no such callback tenant")
         return found
 

@@ -21,6 +21,7 @@ from bridge import metrics
 from bridge.config import ExmailSection, TenantConfig
 from bridge.errors import TokenInvalidError, UpstreamError, UpstreamProtocolError
 from bridge.exmail.seam import translated
+from bridge.exmail.shapes import as_lifetime_s
 from bridge.exmail_api.seam import judge
 from bridge.logs import get_logger
 from bridge.ratelimit import RateLimiter
@@ -174,8 +175,4 @@ def _loads(raw: bytes | None) -> Any:
 
 
 def _expires_in(doc: Mapping[str, Any]) -> float:
-    try:
-        value = float(doc.get("expires_in") or DEFAULT_EXPIRES_S)
-    except (TypeError, ValueError):
-        return DEFAULT_EXPIRES_S
-    return value if value > 0 else DEFAULT_EXPIRES_S
+    return as_lifetime_s(doc.get("expires_in"), DEFAULT_EXPIRES_S)

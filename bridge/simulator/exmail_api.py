@@ -131,7 +131,10 @@ async def user_get(request: web.Request) -> web.StreamResponse:
 async def newcount(request: web.Request) -> web.StreamResponse:
     """`/openapi/mail/newcount`: a mailbox's unread count (1400 if there is no such box)."""
     tenant, form, faults = await prelude(request, "mail/newcount")
-    alias = _known(tenant, form, "1400", "account_not_found")
+    if request.app[STATE].settings_for(tenant).any_mailbox:
+        alias = form.get("alias") or form.get("Alias") or ""
+    else:
+        alias = _known(tenant, form, "1400", "account_not_found")
     return await write_json(
         request, {"Alias": alias, "NewCount": tenant.unread.get(alias, 0)}, faults
     )

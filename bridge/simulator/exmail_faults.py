@@ -22,6 +22,10 @@ class SimSettings:
     token_expires_in_s: int = 7200
     ver_on_listen: bool = True  # a listen with an older Ver gets the current Ver at once
     authkey_field: Literal["auth_key", "authkey", "AuthKey"] = "auth_key"
+    any_mailbox: bool = False  # every address is a mailbox (no mail yet): `simulate`'s open mode
+    # Streamed framings: write every queued push in one write, so the client reads them
+    # together (group commit tests); otherwise one write per push.
+    one_write: bool = False
 
 
 @dataclass(slots=True)

@@ -73,7 +73,10 @@ async def _answer(
         if settings.framing != "single":
             pending.extend(tenant.queue)
             tenant.queue.clear()
-        await _send(request, resp, tenant, pending, faults, sep)
+        if settings.one_write and not faults.any():
+            await _send_together(resp, tenant, pending, faults, sep)
+        else:
+            await _send(request, resp, tenant, pending, faults, sep)
         sent = True
         if settings.framing == "single":
             return
@@ -99,6 +102,21 @@ async def _send(
                 raise _Dropped
             await resp.write(data)
             pending.pop(0)
+    finally:
+        tenant.requeue(pending)
+
+
+async def _send_together(
+    resp: web.StreamResponse,
+    tenant: SimTenant,
+    pending: list[dict[str, Any]],
+    faults: Faults,
+    sep: bytes,
+) -> None:
+    """Write every push in one write; if it fails, they all go back to the queue."""
+    try:
+        await resp.write(b"".join(encode(push, faults) + sep for push in pending))
+        pending.clear()
     finally:
         tenant.requeue(pending)
 

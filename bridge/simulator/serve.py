@@ -51,7 +51,12 @@ def serve_forever(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, credentials: dict[str, str] | None) -> None:
     settings = SimSettings(
-        hold_s=args.hold_s, framing=args.framing, token_expires_in_s=args.token_expires_in_s
+        hold_s=args.hold_s,
+        framing=args.framing,
+        token_expires_in_s=args.token_expires_in_s,
+        # Open to any credential, it knows every mailbox too (as its WeCom knows every
+        # member): the shipped config's `watch` list reconciles without a warning.
+        any_mailbox=credentials is None,
     )
     app = make_exmail_app(credentials=credentials, settings=settings)
     async with contextlib.AsyncExitStack() as stack:

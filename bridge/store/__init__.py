@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bridge.config import BridgeSection
+from bridge.config import SQLITE_HINT, BridgeSection
 from bridge.errors import ConfigError
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed, Store
 
@@ -25,18 +25,23 @@ def sqlite_path(url: str) -> Path:
     parts = urlsplit(url)
     path = parts.path.removeprefix("/")
     if parts.scheme != "sqlite" or parts.netloc or not path:
-        raise ConfigError("bridge.store", "a SQLite store is sqlite:///path/to/file.db")
+        raise ConfigError("bridge.store", SQLITE_HINT)
     return Path(path)
 
 
-def open_store(settings: BridgeSection) -> Store:
-    """The store `settings.store` names, not yet opened: use it with `async with`."""
+def open_store(settings: BridgeSection, *, running: bool = False) -> Store:
+    """The store `settings.store` names, not yet opened: use it with `async with`.
+
+    `running`: for the bridge itself, which must be the only one on a SQLite file (the
+    CLI's `dlq` may still open it alongside)."""
     scheme = urlsplit(settings.store).scheme
     if scheme == "sqlite":
         from bridge.store.sqlite import SqliteStore
 
         return SqliteStore(
-            path=sqlite_path(settings.store), dedupe_window_s=settings.dedupe_window_s
+            path=sqlite_path(settings.store),
+            dedupe_window_s=settings.dedupe_window_s,
+            exclusive=running,
         )
     if scheme in {"redis", "rediss", "unix"}:
         from bridge.store.redis import RedisStore

@@ -106,6 +106,9 @@ class Store(PreferenceStore, Protocol):
     async def ping(self) -> None:
         """Raise StoreError unless the store answers."""
 
+    def full(self) -> str | None:
+        """Why writes are refused for want of disk or memory now, or None."""
+
     async def get_version(self, tenant: str) -> str:
         """The tenant's stored version, "0" when none."""
 
@@ -164,6 +167,10 @@ class Store(PreferenceStore, Protocol):
     async def ack(self, delivery: Delivery) -> None:
         """The delivery succeeded: forget it."""
 
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Several deliveries (claimed with `claim`, not `claim_in_order`) succeeded:
+        forget them all in one transaction or one round trip."""
+
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Try the delivery again at unix time `at`, with `attempt + 1`."""
 
@@ -210,6 +217,16 @@ class Store(PreferenceStore, Protocol):
 
     async def live_owners(self) -> list[str]:
         """Replicas whose heartbeat has not expired, sorted (for rendezvous hashing)."""
+
+    async def leave(self, owner: str) -> None:
+        """Replica `owner` stops gracefully: forget its heartbeat now and announce it."""
+
+    async def announce(self) -> None:
+        """Tell every replica on the store that membership or lease ownership changed."""
+
+    async def wait_members(self, timeout_s: float) -> None:
+        """Return soon after any replica on the store announces (or leaves), or after
+        `timeout_s`. A hint to rebalance now; a missed one costs one lease tick."""
 
     async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
         """Those of `keys` remembered and not yet expired (callback signature+nonce)."""

@@ -90,6 +90,11 @@ class Keys:
         every heartbeat. No TTL."""
         return f"{self.prefix}replicas"
 
+    def members_channel(self) -> str:
+        """PUB/SUB channel: a replica joined, left or gave leases up (a hint to rebalance
+        now). Nothing is stored."""
+        return f"{self.prefix}members"
+
     def baselines(self, tenant: str) -> str:
         """HASH mailbox -> last committed unread count (set by commit). No TTL."""
         return f"{self.prefix}baselines:{tenant}"

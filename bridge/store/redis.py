@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 
+from bridge.errors import StoreFullError
 from bridge.store import redis_order
 from bridge.store import redis_scripts as lua
 from bridge.store.base import CommitResult, DeadLetter, Delivery, Routed
@@ -49,7 +50,9 @@ from bridge.store.redis_codec import (
     split_ref,
 )
 from bridge.store.redis_me import RedisPreferencesMixin
+from bridge.store.redis_members import Membership
 from bridge.store.redis_sources import RedisSourcesMixin
+from bridge.store.space import SpaceWatch
 from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
 from bridge.store.subscriptions_redis import RedisSubscriptions
 
@@ -57,7 +60,11 @@ __all__ = ["RedisStore"]
 
 
 class RedisStore(
-    RedisPreferencesMixin, redis_order.OrderedOps, RedisSourcesMixin, RedisSubscriptions
+    RedisPreferencesMixin,
+    redis_order.OrderedOps,
+    RedisSourcesMixin,
+    RedisSubscriptions,
+    Membership,
 ):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""
 
@@ -75,6 +82,7 @@ class RedisStore(
         self._keys = Keys(prefix)
         self._window_ms = max(ms(dedupe_window_s), 1)
         self._op_timeout_s = op_timeout_s
+        self._space = SpaceWatch()
         retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), 2)
         self._pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=pool_size, timeout=op_timeout_s, retry=retry
@@ -103,14 +111,21 @@ class RedisStore(
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.close_feed()
         await self._redis.aclose()
         await self._blocking.aclose()
         await self._pool.aclose()
         await self._blocking_pool.aclose()
 
     async def _run(self, op: str, call: Awaitable[Any]) -> Any:
-        async with seam(op, self._op_timeout_s):
-            return await call
+        try:
+            async with seam(op, self._op_timeout_s):
+                result = await call
+        except StoreFullError as exc:
+            self._space.refused(op, str(exc))
+            raise
+        self._space.succeeded(op)
+        return result
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts[name]
@@ -119,6 +134,10 @@ class RedisStore(
     async def ping(self) -> None:
         """Raise StoreError unless Redis answers."""
         await self._run("ping", self._redis.ping())
+
+    def full(self) -> str | None:
+        """Why writes are refused for want of memory now, or None."""
+        return self._space.problem()
 
     async def get_version(self, tenant: str) -> str:
         """The tenant's stored version, "0" when none."""
@@ -188,6 +207,15 @@ class RedisStore(
         keys = [k.due(sink), k.body(sink), k.attempts(sink)]
         keys += [k.line(sink, delivery.event.mailbox), k.wake(sink)]
         await self._script("ACK", keys, [ident, ms(time.time())])
+
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget several delivered deliveries in one script call per sink."""
+        by_sink: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            by_sink.setdefault(delivery.sink, []).append(split_ref(delivery.ref)[0])
+        for sink, idents in by_sink.items():
+            keys = [self._keys.due(sink), self._keys.body(sink), self._keys.attempts(sink)]
+            await self._script("ACK_MANY", keys, idents)
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACK",
+    "ACK_MANY",
     "ACQUIRE_LEASES",
     "CLAIM",
     "COMMIT",
@@ -121,6 +122,16 @@ redis.call('HDEL', KEYS[3], ARGV[1])
     + _MOVE_LINE.replace("LINE", "4").replace("NOW", "2")
     + "return 1\n"
 )
+
+# KEYS: due, body, attempts.  ARGV: ids (claimed with CLAIM: no mailbox line to move).
+ACK_MANY = """#!lua
+for _, id in ipairs(ARGV) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+end
+return #ARGV
+"""
 
 # Only the current claimer (whose lease deadline is still the score) may reschedule.
 # KEYS: due, attempts, wake.  ARGV: id, claim token (until_ms), at_ms.

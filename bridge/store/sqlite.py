@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import time
 from collections import defaultdict
@@ -33,6 +35,7 @@ from bridge.store.base import (
     scan_size,
 )
 from bridge.store.budget import Grant, Limits
+from bridge.store.space import SpaceWatch
 from bridge.store.sqlite_me import SqlitePreferencesMixin
 from bridge.store.sqlite_schema import connect
 from bridge.store.subscriptions_sqlite import SqliteSubscriptions
@@ -45,13 +48,36 @@ _PRUNE_EVERY_S = 10.0
 _T = TypeVar("_T")
 
 
+def _hold_run_lock(path: Path) -> int:
+    """An exclusive lock on `<db>.run.lock`, held while its descriptor is open.
+
+    The SQLite store serves one process: a second `run` on the same file would listen for
+    every tenant a second time. The kernel drops the lock when the process dies, however.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"another bridge is running on {path} (one process per SQLite store;"
+            " several replicas need the Redis store)",
+            backend=_BACKEND,
+            op="lock",
+        ) from None
+    return fd
+
+
 class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
     """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
 
     backend = _BACKEND
 
-    def __init__(self, *, path: Path, dedupe_window_s: float) -> None:
+    def __init__(self, *, path: Path, dedupe_window_s: float, exclusive: bool = False) -> None:
         self._path = path
+        self._exclusive = exclusive  # the running bridge: one per database
+        self._lock_fd: int | None = None
         self._window_s = dedupe_window_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
@@ -59,9 +85,17 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         self._next_prune = 0.0
         self._leases: dict[str, str] = {}
         self._replicas: dict[str, float] = {}
+        self._space = SpaceWatch()
+        self._members = asyncio.Event()
 
     async def __aenter__(self) -> Self:
-        self._conn = await self._call("open", connect, self._path)
+        if self._exclusive:
+            self._lock_fd = await self._call("lock", _hold_run_lock, self._path)
+        try:
+            self._conn = await self._call("open", connect, self._path)
+        except BaseException:
+            self._release_lock()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -69,17 +103,29 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         if conn is not None:
             await self._call("close", conn.close)
         self._executor.shutdown(wait=True)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
 
     async def _call(self, op: str, fn: Callable[..., _T], *args: Any) -> _T:
         """Run `fn` on the store's thread; the one place sqlite3 errors become ours."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            result = await loop.run_in_executor(self._executor, fn, *args)
+        except OSError as exc:  # the database's folder cannot be made
+            raise StoreError(f"{exc.strerror}: {exc.filename}", backend=_BACKEND, op=op) from exc
         except sqlite3.Error as exc:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code == sqlite3.SQLITE_FULL:
-                raise StoreFullError(str(exc), backend=_BACKEND, op=op) from exc
+                full = StoreFullError(str(exc), backend=_BACKEND, op=op)
+                self._space.refused(op, str(full))
+                raise full from exc
             raise StoreError(str(exc), backend=_BACKEND, op=op) from exc
+        self._space.succeeded(op)
+        return result
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -94,6 +140,10 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
     async def ping(self) -> None:
         """Raise StoreError unless the database answers."""
         await self._call("ping", self._db.execute, "SELECT 1")
+
+    def full(self) -> str | None:
+        """Why writes are refused for want of disk now, or None."""
+        return self._space.problem()
 
     async def get_version(self, tenant: str) -> str:
         """The tenant's stored version, "0" when none."""
@@ -182,6 +232,12 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         row_id, _ = _split_ref(delivery.ref)
         await self._call("ack", ops.ack, self._db, row_id)
         await self._move_line(delivery, row_id)
+
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget several delivered deliveries in one transaction."""
+        if deliveries:
+            row_ids = [_split_ref(d.ref)[0] for d in deliveries]
+            await self._call("ack_many", ops.ack_many, self._db, row_ids)
 
     async def _move_line(self, delivery: Delivery, row_id: int) -> None:
         if not delivery.ref.endswith(_IN_LINE):
@@ -287,6 +343,22 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         """Owners whose heartbeat has not expired."""
         now = time.monotonic()
         return sorted(o for o, until in self._replicas.items() if until > now)
+
+    async def leave(self, owner: str) -> None:
+        """Forget `owner`'s heartbeat and wake membership waiters."""
+        self._replicas.pop(owner, None)
+        self._members.set()
+
+    async def announce(self) -> None:
+        """Wake membership waiters (in this process: the only one on the file)."""
+        self._members.set()
+
+    async def wait_members(self, timeout_s: float) -> None:
+        """Return when membership was announced to change, or after `timeout_s`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._members.wait()
+        self._members.clear()
 
     async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
         """Those of `keys` remembered and not yet expired."""

@@ -130,6 +130,11 @@ def ack(conn: sqlite3.Connection, row_id: int) -> None:
         conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
 
 
+def ack_many(conn: sqlite3.Connection, row_ids: Sequence[int]) -> None:
+    with transaction(conn):
+        conn.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in row_ids])
+
+
 def retry_at(conn: sqlite3.Connection, row_id: int, claims: int, at: float) -> bool:
     with transaction(conn):
         cur = conn.execute(

@@ -81,11 +81,17 @@ class SubscriptionStore(Protocol):
     async def token_by_hash(self, token_hash: str) -> ApiToken | None:
         """The token with this hash, or None."""
 
+    async def record_attempts(
+        self, items: Sequence[tuple[Attempt, Event]], *, keep_s: float, keep_max: int
+    ) -> dict[str, float | None]:
+        """Keep the attempts and their events' bodies (one step); return, for each
+        subscription among them, since when it has failed every attempt (None: its last
+        attempt succeeded)."""
+
     async def record_attempt(
         self, attempt: Attempt, event: Event, *, keep_s: float, keep_max: int
     ) -> float | None:
-        """Keep the attempt and the event's body; return since when the subscription
-        has failed every attempt (None when this one succeeded)."""
+        """`record_attempts` of one attempt; its subscription's failing-since."""
 
     async def attempts(self, query: AttemptQuery) -> list[Attempt]:
         """Attempts matching `query`, newest first, at most `query.limit`."""

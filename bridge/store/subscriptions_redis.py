@@ -132,6 +132,7 @@ class RedisSubscriptions:
 
     _keys: Keys
     _redis: Redis
+    _scripts: dict[str, Any]
 
     async def _run(self, op: str, call: Awaitable[Any]) -> Any:
         raise NotImplementedError  # provided by RedisStore
@@ -196,10 +197,27 @@ class RedisSubscriptions:
         )
         return None if raw is None else ApiToken.from_record(raw)
 
-    async def record_attempt(
-        self, attempt: Attempt, event: Event, *, keep_s: float, keep_max: int
-    ) -> float | None:
-        """Keep the attempt and the event body; return since when all attempts failed."""
+    async def record_attempts(
+        self, items: Sequence[tuple[Attempt, Event]], *, keep_s: float, keep_max: int
+    ) -> dict[str, float | None]:
+        """Keep the attempts and event bodies (one pipelined round trip, a script per
+        attempt); failing-since per subscription."""
+        if not items:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        script = self._scripts["RECORD_ATTEMPT"]
+        for attempt, event in items:
+            keys, args = self._attempt_call(attempt, event, keep_s, keep_max)
+            await script(keys=keys, args=args, client=pipe)
+        replies = await self._run("record_attempts", pipe.execute())
+        return {
+            attempt.subscription_id: None if since is None else int(since) / 1000
+            for (attempt, _), since in zip(items, replies, strict=True)
+        }
+
+    def _attempt_call(
+        self, attempt: Attempt, event: Event, keep_s: float, keep_max: int
+    ) -> tuple[list[str], list[Any]]:
         k = self._sub_keys
         keys = [k.attempts(attempt.subscription_id), k.event(attempt.event_id), k.health()]
         at_ms = ms(attempt.at)
@@ -213,8 +231,14 @@ class RedisSubscriptions:
             "1" if attempt.status == "succeeded" else "0",
             at_ms - ms(keep_s),
         ]
-        since = await self._script("RECORD_ATTEMPT", keys, args)
-        return None if since is None else int(since) / 1000
+        return keys, args
+
+    async def record_attempt(
+        self, attempt: Attempt, event: Event, *, keep_s: float, keep_max: int
+    ) -> float | None:
+        """One attempt; its subscription's failing-since."""
+        found = await self.record_attempts([(attempt, event)], keep_s=keep_s, keep_max=keep_max)
+        return found[attempt.subscription_id]
 
     async def attempts(self, query: AttemptQuery) -> list[Attempt]:
         """Attempts matching `query`, newest first (filtered page by page)."""

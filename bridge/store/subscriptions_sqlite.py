@@ -111,21 +111,25 @@ def _enqueue(conn: sqlite3.Connection, sink: str, rows: list[tuple[bytes, str]],
     return len(rows)
 
 
-def _record_attempt(
-    conn: sqlite3.Connection, attempt: Attempt, body: bytes, keep_s: float, keep_max: int
-) -> float | None:
-    sub_id, at = attempt.subscription_id, attempt.at
+def _record_attempts(
+    conn: sqlite3.Connection, items: list[tuple[Attempt, bytes]], keep_s: float, keep_max: int
+) -> dict[str, float | None]:
+    since: dict[str, float | None] = {}
     with transaction(conn):
-        conn.execute(
-            "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?)",
-            (attempt.id, sub_id, at, attempt.status, attempt.to_record()),
-        )
-        conn.execute(
-            "INSERT OR REPLACE INTO sent_events VALUES (?, ?, ?)", (attempt.event_id, body, at)
-        )
-        failing_since = _health(conn, sub_id, attempt)
-        _trim(conn, sub_id, at - keep_s, keep_max)
-    return failing_since
+        for attempt, body in items:
+            sub_id, at = attempt.subscription_id, attempt.at
+            conn.execute(
+                "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?)",
+                (attempt.id, sub_id, at, attempt.status, attempt.to_record()),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO sent_events VALUES (?, ?, ?)", (attempt.event_id, body, at)
+            )
+            since[sub_id] = _health(conn, sub_id, attempt)
+        newest = max(a.at for a, _ in items)
+        for sub_id in since:
+            _trim(conn, sub_id, newest - keep_s, keep_max)
+    return since
 
 
 def _health(conn: sqlite3.Connection, sub_id: str, attempt: Attempt) -> float | None:
@@ -244,13 +248,23 @@ class SqliteSubscriptions:
         raw = await self._call("token_by_hash", _one, self._db, sql, token_hash)
         return None if raw is None else ApiToken.from_record(raw)
 
+    async def record_attempts(
+        self, items: Sequence[tuple[Attempt, Event]], *, keep_s: float, keep_max: int
+    ) -> dict[str, float | None]:
+        """Keep the attempts and event bodies in one transaction; failing-since per sub."""
+        if not items:
+            return {}
+        rows = [(attempt, event.to_json()) for attempt, event in items]
+        return await self._call(  # type: ignore[no-any-return]
+            "record_attempts", _record_attempts, self._db, rows, keep_s, keep_max
+        )
+
     async def record_attempt(
         self, attempt: Attempt, event: Event, *, keep_s: float, keep_max: int
     ) -> float | None:
-        """Keep the attempt and the event body; return since when all attempts failed."""
-        return await self._call(  # type: ignore[no-any-return]
-            "record_attempt", _record_attempt, self._db, attempt, event.to_json(), keep_s, keep_max
-        )
+        """One attempt; its subscription's failing-since."""
+        found = await self.record_attempts([(attempt, event)], keep_s=keep_s, keep_max=keep_max)
+        return found[attempt.subscription_id]
 
     async def attempts(self, query: AttemptQuery) -> list[Attempt]:
         """Attempts matching `query`, newest first."""

@@ -23,7 +23,7 @@ from bridge.web.api_auth import Authenticator, RateLimits
 from bridge.web.api_http import json_response, parse_body, problem_response, query_int
 from bridge.web.api_openapi import PATHS, openapi_document
 
-__all__ = ["SubscriptionApi"]
+__all__ = ["SubscriptionApi", "spec_of", "sub_out"]
 
 log = get_logger(__name__)
 Handler = Callable[[web.Request, Principal], Awaitable[web.Response]]
@@ -47,7 +47,7 @@ def sub_out(sub: Subscription) -> m.SubscriptionOut:
     )
 
 
-def _spec(body: m.SubscriptionIn | m.SubscriptionPatch) -> SubscriptionSpec:
+def spec_of(body: m.SubscriptionIn | m.SubscriptionPatch) -> SubscriptionSpec:
     return SubscriptionSpec(
         url=body.url,
         event_types=body.event_types,
@@ -156,7 +156,7 @@ class SubscriptionApi:
 
     async def _create(self, request: web.Request, who: Principal) -> web.Response:
         body = await parse_body(request, m.SubscriptionIn, self._max_body)
-        sub, secret = await self._service.create(who, _spec(body), body.secret)
+        sub, secret = await self._service.create(who, spec_of(body), body.secret)
         created = m.SubscriptionCreated(**sub_out(sub).model_dump(), secret=secret)
         return json_response(created, 201)
 
@@ -174,7 +174,7 @@ class SubscriptionApi:
 
     async def _patch(self, request: web.Request, who: Principal) -> web.Response:
         body = await parse_body(request, m.SubscriptionPatch, self._max_body)
-        sub = await self._service.update(who, request.match_info["id"], _spec(body))
+        sub = await self._service.update(who, request.match_info["id"], spec_of(body))
         return json_response(sub_out(sub))
 
     async def _delete(self, request: web.Request, who: Principal) -> web.Response:
@@ -212,6 +212,7 @@ class SubscriptionApi:
         status = request.query.get("status")
         if status not in {None, "succeeded", "failed"}:
             raise ApiError(400, "Bad Request", "status: must be succeeded or failed")
+        await self._replays.flush_attempts()
         found, next_cursor = await self._service.attempts(
             who,
             request.match_info["id"],

@@ -10,7 +10,14 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.errors import ApiError
 
-__all__ = ["PROBLEM_TYPE", "json_response", "parse_body", "problem_response", "query_int"]
+__all__ = [
+    "PROBLEM_TYPE",
+    "first_error",
+    "json_response",
+    "parse_body",
+    "problem_response",
+    "query_int",
+]
 
 PROBLEM_TYPE = "application/problem+json"
 _M = TypeVar("_M", bound=BaseModel)
@@ -49,7 +56,8 @@ async def _read(request: web.Request, max_bytes: int) -> bytes:
     return body
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
+    """The first validation error as one line: `field: reason`."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "body"
     kind = err.get("type", "")
@@ -76,7 +84,7 @@ async def parse_body(request: web.Request, model: type[_M], max_bytes: int) -> _
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(422, "Unprocessable Content", _first_error(exc)) from None
+        raise ApiError(422, "Unprocessable Content", first_error(exc)) from None
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -37,7 +37,7 @@ Patterns = Annotated[list[Pattern], Field(min_length=1, max_length=50)]
 TenantName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^https?://")]
 Description = Annotated[str, StringConstraints(max_length=500)]
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetaValue = Annotated[str, StringConstraints(max_length=512)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
@@ -14,9 +15,18 @@ from bridge.errors import StoreError
 from bridge.metrics import REGISTRY
 from bridge.web.public import Handler, PublicFace
 
-__all__ = ["Health", "make_http_app", "make_ops_app"]
+__all__ = ["Health", "Readiness", "make_http_app", "make_ops_app"]
 
-ReadyCheck = Callable[[], Awaitable[list[str]]]
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Why the bridge is not ready (empty: ready), and details for the /readyz body."""
+
+    problems: list[str]
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+ReadyCheck = Callable[[], Awaitable[list[str] | Readiness]]
 LAG_LIMIT_S = 5.0
 
 
@@ -45,8 +55,10 @@ class Health:
         return []
 
 
-def _json(status: int, problems: list[str]) -> web.Response:
-    body = {"status": "ok" if not problems else "fail", "problems": problems}
+def _json(
+    status: int, problems: list[str], detail: dict[str, object] | None = None
+) -> web.Response:
+    body = {"status": "ok" if not problems else "fail", "problems": problems, **(detail or {})}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
@@ -54,11 +66,16 @@ def make_ops_app(*, health: Health, ready: ReadyCheck) -> web.Application:
     """The private app: /metrics, /healthz and /readyz (`ready` returns why not ready)."""
 
     async def readyz(_: web.Request) -> web.Response:
+        detail: dict[str, object] = {}
         try:
-            problems = health.problems() + await ready()
+            result = await ready()
+            if isinstance(result, Readiness):
+                detail = result.detail
+                result = result.problems
+            problems = health.problems() + result
         except StoreError as exc:
             problems = [f"store unreachable: {exc}"]
-        return _json(503 if problems else 200, problems)
+        return _json(503 if problems else 200, problems, detail)
 
     app = web.Application()
     app.router.add_get("/metrics", make_aiohttp_handler(REGISTRY))

@@ -136,8 +136,22 @@ check_healthcheck() {
 # both listeners; its HEALTHCHECK must follow the config.
 check_moved_listener() {
     local moved
-    printf '[bridge]\nhttp_listen = "0.0.0.0:9999"\npublic_listen = "127.0.0.1:9998"\n%s\n' \
-        'store = "sqlite:////tmp/moved.db"' >"$WORK/moved.toml"
+    # A whole config (run needs a tenant), on the simulator the first bridge uses.
+    cat >"$WORK/moved.toml" <<'TOML'
+[bridge]
+http_listen = "0.0.0.0:9999"
+public_listen = "127.0.0.1:9998"
+store = "sqlite:////tmp/moved.db"
+
+[exmail]
+token_url = "http://127.0.0.1:12211/cgi-bin/token"
+api_base = "http://127.0.0.1:12211"
+
+[[tenants]]
+name = "moved"
+client_id = "admin@moved.example"
+client_secret = "moved-key"
+TOML
     chmod 644 "$WORK/moved.toml"
     run_detached moved --network "container:$SIM" --read-only \
         -v "$WORK/moved.toml:/etc/exmail-bridge/config.toml:ro" "$IMAGE"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bridge.ratelimit import RateLimiter
@@ -30,19 +33,35 @@ def _demo_config(tmp_path: Path, broker: str) -> tuple[Path, dict[str, str]]:
     return path, env
 
 
+def _run_demo(
+    config: Path, env: dict[str, str], *, duration_s: float
+) -> subprocess.CompletedProcess[str]:
+    """`exmail-bridge demo` in the config's folder, to its end."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "demo",
+            "-c",
+            str(config),
+            "--duration",
+            str(duration_s),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=config.parent,
+        env=env,
+        check=False,
+    )
+
+
 def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer) -> None:
     """The demo delivers every mail of its legacy and its api tenant to the webhook, MQTT
     and WeCom, clicks a card, and signs a member in to the notification page."""
     config, env = _demo_config(tmp_path, mosquitto_server.url)
-    done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "demo", "-c", str(config), "--duration", "15"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
+    done = _run_demo(config, env, duration_s=15)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for sink in ("webhook", "mqtt", "wecom"):
@@ -59,6 +78,40 @@ def test_demo_shows_deliveries(tmp_path: Path, mosquitto_server: MosquittoServer
     assert "demo stopped" in done.stdout
     assert "Ctrl-C" not in done.stdout  # --duration stops it by itself
     assert "demo-key" not in done.stdout + done.stderr
+    assert not re.search(r"/open/[\w.-]{9}", done.stdout)  # click links are credentials
+
+
+class _AlwaysReady(BaseHTTPRequestHandler):
+    """Another process on the bridge's port, answering 200 to everything."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"status":"ok"}')
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_demo_on_a_busy_port_fails_at_once(tmp_path: Path) -> None:
+    """A demo whose port another server answers on exits 2 at once, never claiming ready."""
+    config, env = _demo_config(tmp_path, "mqtt://127.0.0.1:9")
+    host, _, port = env["EXMAIL_BRIDGE_HTTP_LISTEN"].rpartition(":")
+    other = ThreadingHTTPServer((host, int(port)), _AlwaysReady)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        done = _run_demo(config, env, duration_s=30)
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr.splitlines()[-1]
+        == f"error: cannot listen on {host}:{port}: address already in use"
+    )
+    assert "bridge ready" not in done.stdout
+    assert time.monotonic() - started < 20
 
 
 async def test_rate_limiter_caps_the_rate() -> None:

@@ -144,6 +144,35 @@ async def test_a_claim_in_work_is_renewed(store_maker: StoreMaker) -> None:
     assert receiver.tries == {receiver.got[0][0]: 1}
 
 
+async def test_a_renewal_that_raises_does_not_end_the_renewals(store_maker: StoreMaker) -> None:
+    """One renewal dying of a bug is logged; the claim is still renewed, never handed out."""
+    receiver = Receiver(plan=lambda _m, _a: (200, {}))
+    gate = receiver.gates["bob@acme.com"] = asyncio.Event()
+    async with store_maker.open() as one, store_maker.open() as other:
+        real_renew = one.renew
+        calls = 0
+
+        async def renew_failing_once(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("a bug")
+            return await real_renew(*args, **kwargs)
+
+        with patch.object(one, "renew", renew_failing_once):
+            async with dispatching(one, receiver, retry_s=[0, 0.05], lease_s=0.3, timeout_s=5):
+                await commit_mails(one, "bob@acme.com")
+                await until(lambda: _waiting(receiver))
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    assert await other.claim(SINK, limit=10, lease_s=30) == []
+                    await asyncio.sleep(0.1)
+                gate.set()
+                await until(lambda: _got(receiver, 1))
+    assert calls >= 3
+    assert receiver.tries == {receiver.got[0][0]: 1}
+
+
 async def _waiting(receiver: Receiver) -> bool:
     return receiver.waiting >= 1
 

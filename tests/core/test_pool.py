@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 import redis.asyncio as aioredis
 
+from bridge.backoffs import Backoff
 from bridge.config import TenantConfig
 from bridge.exmail.client import ExmailClient
 from bridge.exmail.session import make_session
 from bridge.listener import Listener
-from bridge.pool import Pool, rendezvous_owner
+from bridge.pool import Pool, _cancel_until_done, rendezvous_owner
 from bridge.routing import Router
 from bridge.states import StateBoard
 from bridge.store.base import Store
@@ -145,3 +147,81 @@ async def _evalsha_calls(probe: aioredis.Redis) -> int:
     """Scripts Redis ran (a NOSCRIPT miss that redis-py then loads and reruns is not one)."""
     evalsha = (await probe.info("commandstats")).get("cmdstat_evalsha", {})
     return int(evalsha.get("calls", 0)) - int(evalsha.get("failed_calls", 0))
+
+
+class _CrashingSource:
+    """A source whose every run dies of a foreign error quoting a token in a URL."""
+
+    def __init__(self, tenant: TenantConfig) -> None:
+        self.name = tenant.name
+        self.backoff = Backoff(base_s=0.01, cap_s=0.01)
+        self.runs = 0
+
+    async def run(self, *, start_delay_s: float = 0.0) -> None:
+        self.runs += 1
+        raise RuntimeError(f"GET https://api.example/cgi-bin/x?access_token={LEAKY_TOKEN}")
+
+    async def drain(self) -> None:
+        pass
+
+
+LEAKY_TOKEN = "tok-3c1f0e9a"  # a fake
+
+
+async def test_a_crashing_source_is_restarted_and_logged_without_its_message(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source that raises restarts; the log names its type and stack, never its text."""
+    sources: list[_CrashingSource] = []
+
+    def make(tenant: TenantConfig) -> _CrashingSource:
+        sources.append(_CrashingSource(tenant))
+        return sources[-1]
+
+    pool = Pool(
+        tenants=TENANTS[:1],
+        make_listener=make,
+        store=store,
+        board=StateBoard(),
+        instance_id="solo",
+        startup_window_s=0,
+        lease_ttl_s=30,
+    )
+    task = asyncio.create_task(pool.run())
+    try:
+        await until(_runs_reach(sources, 2), timeout_s=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.stop()
+    out = "".join(capsys.readouterr())
+    assert "listener_crashed" in out
+    assert "RuntimeError" in out
+    assert LEAKY_TOKEN not in out
+
+
+def _runs_reach(sources: list[_CrashingSource], n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bool(sources) and sources[0].runs >= n
+
+    return check
+
+
+async def test_a_source_failing_on_stop_is_logged_without_its_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A task that dies of a foreign error while stopped: logged by type, never its text."""
+
+    async def dies_on_cancel() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RuntimeError(f"POST /x?access_token={LEAKY_TOKEN}") from None
+
+    task = asyncio.create_task(dies_on_cancel(), name="listener[acme]")
+    await asyncio.sleep(0)
+    await _cancel_until_done([task])
+    out = "".join(capsys.readouterr())
+    assert "listener_failed_on_stop" in out
+    assert "RuntimeError" in out
+    assert LEAKY_TOKEN not in out

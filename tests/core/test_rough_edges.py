@@ -64,11 +64,11 @@ async def test_demo_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
 
 
 async def test_check_connect_names_the_url_that_failed(tmp_path: Path) -> None:
-    """A failing `check --connect` names the token URL it could not use."""
+    """A failing `check --connect` names the token URL it could not use, and why."""
     url = f"http://127.0.0.1:{free_port()}"
     code, out, _ = await _cli("check", "--connect", "-c", str(_config(tmp_path, url, "k")))
     assert code == 1
-    assert f"tenant acme: FAILED: {url}/cgi-bin/token: connection failed" in out
+    assert f"tenant acme: FAILED: {url}/cgi-bin/token: connection failed: Connection refused" in out
 
 
 @pytest.mark.parametrize("command", ["run", "check", "demo", "dlq"])

@@ -40,19 +40,9 @@ def _tenant(s: Secrets) -> dict[str, Any]:
 
 
 def _wecom_sink(wecom_sim: WecomSim) -> dict[str, Any]:
-    state = wecom_sim.state
-    return {
-        "name": "chat",
-        "type": "wecom",
-        "corp_id": state.corp_id,
-        "corp_secret": state.corp_secret,
-        "agent_id": state.agent_id,
-        "api_base": wecom_sim.url,
-        "oauth_url": f"{wecom_sim.url}/connect/oauth2/authorize",
-        "users": {"boss@globex.com": "boss"},
-        "retry_s": [0, 0.3, 0.3],
-        "timeout_s": 2,
-    }
+    return wecom_sim.sink_table(
+        users={"boss@globex.com": "boss"}, retry_s=[0, 0.3, 0.3], timeout_s=2
+    )
 
 
 async def _sim(e2e: Harness, op: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -111,3 +111,5 @@ async def test_shipped_config_runs_clean_against_simulate(
     dlq = await run_cli("dlq", "list", "-c", str(config), cwd=elsewhere)
     assert "0 dead letter(s)" in dlq.out, dlq.out + dlq.err
     assert (tmp_path / "data" / "bridge.db").exists()  # next to the config, not in cwd
+    warnings = [e for e in bridge.log_events() if e.get("level") not in ("debug", "info")]
+    assert warnings == []

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.plugins.e2e import CLIENT_ID, Harness
 from tests.plugins.wecom import WecomSim
 
 
-def _wecom_sink(wecom_sim: WecomSim) -> dict[str, object]:
-    state = wecom_sim.state
-    return {
-        "name": "chat",
-        "type": "wecom",
-        "corp_id": state.corp_id,
-        "corp_secret": state.corp_secret,
-        "agent_id": state.agent_id,
-        "api_base": wecom_sim.url,
-        "oauth_url": f"{wecom_sim.url}/connect/oauth2/authorize",
-        "users": {"bob@acme.com": "bob"},
-        "retry_s": [0, 0.3, 0.3],
-        "timeout_s": 2,
-    }
+def _wecom_sink(wecom_sim: WecomSim) -> dict[str, Any]:
+    return wecom_sim.sink_table(users={"bob@acme.com": "bob"}, retry_s=[0, 0.3, 0.3], timeout_s=2)
 
 
 async def test_card_click_through_logs_in(e2e: Harness, wecom_sim: WecomSim) -> None:

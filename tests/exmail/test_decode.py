@@ -81,11 +81,14 @@ def test_trailing_commas_only_outside_strings() -> None:
         ({"Ver": "12a"}, UnknownPush(("Ver",))),
         ({"UserName": "b", "NewCount": "many"}, UnknownPush(("NewCount", "UserName"))),
         ({"Ret": 1}, UnknownPush(("Ret",))),
+        ({"UserName": "", "MailId": "m"}, UnknownPush(("MailId", "UserName"))),
+        ({"UserName": "b", "MailId": " "}, UnknownPush(("MailId", "UserName"))),
+        ({"UserName": " ", "NewCount": 1}, UnknownPush(("NewCount", "UserName"))),
         ([1, 2], UnknownPush(())),
     ],
 )
 def test_push_shapes(obj: object, push: object) -> None:
-    """Each object shape maps onto its typed push; anything else is UnknownPush."""
+    """Each object shape maps onto its typed push; anything else (no mailbox) is UnknownPush."""
     assert push_of(obj) == push
 
 

@@ -175,3 +175,35 @@ def test_decoder_hands_out_pushes_before_an_oversized_one() -> None:
     items = decoder.feed(b'{"a":1}\n{"b":"' + b"x" * 500 + b'"}')
     assert items[0] == {"a": 1}
     assert isinstance(items[1], Oversized)
+
+
+@pytest.mark.parametrize("expires_in", ['"nan"', '"inf"', "-5", "true", '"soon"'])
+async def test_a_sloppy_expires_in_keeps_one_token(
+    exmail_sim: ExmailSim, tenant: TenantConfig, expires_in: str
+) -> None:
+    """A token whose expires_in is not a finite positive number is kept for the default."""
+    tokens = 0
+
+    async def token(_: web.Request) -> web.StreamResponse:
+        nonlocal tokens
+        tokens += 1
+        body = f'{{"access_token":"t{tokens}","expires_in":{expires_in}}}'
+        return web.Response(text=body, content_type="application/json")
+
+    async def newcount(_: web.Request) -> web.StreamResponse:
+        return web.json_response({"Alias": "bob@acme.com", "NewCount": 1})
+
+    app = web.Application()
+    app.router.add_post("/cgi-bin/token", token)
+    app.router.add_post("/openapi/mail/newcount", newcount)
+    runner = await start_site(app, host="127.0.0.1", port=0)
+    url = f"http://127.0.0.1:{site_port(runner)}"
+    try:
+        settings = exmail_sim.exmail_settings(token_url=f"{url}/cgi-bin/token", api_base=url)
+        async with aiohttp.ClientSession() as session:
+            client = ExmailClient(session=session, settings=settings)
+            for _ in range(3):
+                assert await client.newcount(tenant, "bob@acme.com") == 1
+    finally:
+        await runner.cleanup()
+    assert tokens == 1

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from bridge import events
 from bridge.config import TenantConfig
 from bridge.errors import StoreError
-from bridge.exmail_api.callback import MAX_BODY_BYTES
+from bridge.exmail_api.callback import MAX_BODY_BYTES, MAX_NAME_CHARS
 from bridge.metrics import REGISTRY
 from bridge.store.base import Store
 from tests.exmail_api.helpers import (
@@ -277,6 +277,14 @@ async def test_unknown_and_non_callback_tenants_are_404(store: Store) -> None:
     async with serving(store, api_tenant(), legacy) as rx:
         for name in ("nobody", "acme"):
             assert (await rx.post(sealed(mail_xml()), tenant=name)).status == 404
+
+
+async def test_an_unknown_tenant_is_logged_cut_short(rx: Receiver) -> None:
+    """A made-up tenant in the public path reaches the log only cut to a name's length."""
+    with capture_logs() as logs:
+        assert (await rx.post(sealed(mail_xml()), tenant="A" * 2000)).status == 404
+    (refused,) = [e for e in logs if e["event"] == "callback_refused"]
+    assert refused["tenant"] == "A" * MAX_NAME_CHARS
 
 
 async def test_mailbox_filter_applies(store: Store) -> None:

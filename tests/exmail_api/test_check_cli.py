@@ -84,7 +84,7 @@ async def test_check_connect_fetches_each_apps_token(exmail_sim: ExmailSim, tmp_
     assert code == 0, out + err
     assert "tenant globex: ok (mail and SSO app tokens fetched)" in out
     assert "tenant hooli: ok (token fetched)" in out
-    assert "  - globex (api: wwglobex, watch 0)" in out
+    assert "  - globex (api, corp wwglobex, watch 0)" in out
 
 
 async def test_check_connect_names_a_bad_sso_secret(exmail_sim: ExmailSim, tmp_path: Path) -> None:

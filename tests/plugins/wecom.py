@@ -54,8 +54,8 @@ class WecomSim:
     url: str
     clock: FakeClock
 
-    def sink_config(self, **overrides: Any) -> WecomSinkConfig:
-        """A `wecom` sink config pointing at this simulator."""
+    def sink_table(self, **overrides: Any) -> dict[str, Any]:
+        """A `[[sinks]]` table of a `wecom` sink pointing at this simulator."""
         fields: dict[str, Any] = {
             "name": "chat",
             "type": "wecom",
@@ -66,8 +66,11 @@ class WecomSim:
             "oauth_url": f"{self.url}/connect/oauth2/authorize",
             "timeout_s": 5.0,
         }
-        fields.update(overrides)
-        return WecomSinkConfig.model_validate(fields)
+        return {**fields, **overrides}
+
+    def sink_config(self, **overrides: Any) -> WecomSinkConfig:
+        """A `wecom` sink config pointing at this simulator."""
+        return WecomSinkConfig.model_validate(self.sink_table(**overrides))
 
 
 @pytest.fixture

@@ -216,10 +216,21 @@ async def test_timeout_is_retryable(receiver: Receiver, make_sink: MakeSink) -> 
 
 
 async def test_connection_refused_is_retryable(make_sink: MakeSink) -> None:
-    """Nothing listening gives a retryable error."""
-    sink = await make_sink(f"http://127.0.0.1:{free_port()}/hook")
+    """Nothing listening gives a retryable error that says so, without the URL's query."""
+    sink = await make_sink(f"http://127.0.0.1:{free_port()}/hook?token=t0k3n")
     error = await _failure(sink)
     assert error.retryable
+    assert error.reason == "connection failed: Connection refused (ClientConnectorError)"
+
+
+async def test_unknown_host_says_so(make_sink: MakeSink) -> None:
+    """A receiver host that does not resolve is named as such in the retry reason."""
+    sink = await make_sink("http://receiver.invalid/hook")
+    error = await _failure(sink)
+    assert error.retryable
+    assert error.reason.startswith("connection failed: ")
+    assert error.reason.endswith(" (ClientConnectorDNSError)")
+    assert error.reason != "connection failed: ClientConnectorDNSError"
 
 
 def test_retry_after_parsing() -> None:

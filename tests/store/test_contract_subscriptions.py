@@ -177,3 +177,20 @@ async def test_subscriptions_are_shared_by_processes(store_maker: StoreMaker) ->
         a = sub(description="made on one")
         await with_subscriptions(one).put_subscription(a)
         assert await with_subscriptions(two).get_subscription(a.id) == a
+
+
+async def test_record_attempts_writes_a_batch_in_one_step(store: Store) -> None:
+    """A batch keeps every attempt and answers each subscription's state after it."""
+    subs = with_subscriptions(store)
+    a, b, now = sub(), sub(), time.time()
+    batch = [
+        (attempt(a.id, 1, False, now - 3), ev(1)),
+        (attempt(b.id, 2, False, now - 2), ev(2)),
+        (attempt(a.id, 3, True, now - 1), ev(3)),
+    ]
+    since = await subs.record_attempts(batch, keep_s=3600, keep_max=99)
+    assert since[a.id] is None
+    assert since[b.id] is not None
+    assert abs(since[b.id] - (now - 2)) < 0.01  # type: ignore[operator]
+    assert len(await subs.attempts(AttemptQuery(a.id))) == 2
+    assert await subs.record_attempts([], keep_s=3600, keep_max=99) == {}

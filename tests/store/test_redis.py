@@ -34,11 +34,14 @@ async def test_open_store_uses_the_prefix(maker: StoreMaker) -> None:
 
 
 async def test_out_of_memory_raises_store_full(maker: StoreMaker) -> None:
-    """Redis refusing writes for maxmemory becomes StoreFullError, with nothing written."""
+    """Redis refusing writes for maxmemory is StoreFullError, nothing written, in full()."""
     async with maker.open() as store:
         with maker.failing_commit(), pytest.raises(StoreFullError):
             await store.commit("acme", routed(1), new_ver="2")
         assert await store.get_version("acme") == "0"
+        assert store.full() == "store full: redis store, commit: redis is out of memory"
+        await store.commit("acme", routed(1), new_ver="2")
+        assert store.full() is None
 
 
 async def test_unreachable_server_raises_store_error() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import BridgeSection
-from bridge.errors import ConfigError, StoreFullError
+from bridge.errors import ConfigError, StoreError, StoreFullError
 from bridge.store import open_store, sqlite_path
 from bridge.store.sqlite import SqliteStore
 from tests.store.test_contract import routed
@@ -36,7 +36,7 @@ async def test_open_store_creates_parent_directories(tmp_path: Path) -> None:
 
 
 async def test_full_disk_raises_store_full_and_loses_nothing(tmp_path: Path) -> None:
-    """When the database cannot grow, commit raises StoreFullError and keeps older data."""
+    """A commit the full disk refuses raises StoreFullError, keeps old data, shows in full()."""
     async with SqliteStore(path=tmp_path / "b.db", dedupe_window_s=3600) as store:
         await store.commit("acme", routed(1), new_ver="1")
         db = store._db  # the fault is a pragma on the store's own connection
@@ -47,8 +47,11 @@ async def test_full_disk_raises_store_full_and_loses_nothing(tmp_path: Path) -> 
             await store.commit("acme", big, new_ver="2")
         assert await store.get_version("acme") == "1"
         assert await store.backlog("oa") == 1
+        await store.ping()  # a full store still answers a ping, but full() says why
+        assert store.full() == "store full: sqlite store, commit: database or disk is full"
         await store._call("t", db.execute, "PRAGMA max_page_count=1073741823")
         assert (await store.commit("acme", routed(2), new_ver="2")).emitted == 1
+        assert store.full() is None
 
 
 _KILLED_WRITER = textwrap.dedent(
@@ -85,3 +88,29 @@ async def test_committed_events_survive_sigkill(tmp_path: Path) -> None:
     async with SqliteStore(path=path, dedupe_window_s=3600) as store:
         assert await store.get_version("acme") == "77"
         assert await store.backlog("oa") == 2
+
+
+async def test_a_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    """A database path under a plain file is a StoreError naming the path, no traceback."""
+    (tmp_path / "plain").write_text("x", encoding="utf-8")
+    with pytest.raises(StoreError) as info:
+        async with SqliteStore(path=tmp_path / "plain" / "b.db", dedupe_window_s=60):
+            pass
+    assert info.value.op == "open"
+    assert str(tmp_path / "plain") in str(info.value)
+
+
+async def test_one_running_bridge_per_database(tmp_path: Path) -> None:
+    """A second running bridge on the same file is refused; the CLI may still open it."""
+    path = tmp_path / "b.db"
+    async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True) as running:
+        await running.commit("acme", routed(1), new_ver="1")
+        with pytest.raises(StoreError) as info:
+            async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True):
+                pass
+        assert info.value.op == "lock"
+        assert "another bridge is running on" in str(info.value)
+        async with SqliteStore(path=path, dedupe_window_s=60) as cli:
+            assert await cli.get_version("acme") == "1"
+    async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True) as next_run:
+        assert await next_run.get_version("acme") == "1"

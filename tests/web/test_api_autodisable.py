@@ -16,7 +16,9 @@ def api_settings() -> dict[str, object]:
     return {"disable_after_s": 1}
 
 
-async def test_a_subscription_failing_for_too_long_is_disabled(api: ApiHarness) -> None:
+async def test_a_subscription_failing_for_too_long_is_disabled(
+    api: ApiHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Failing every attempt past disable_after_s disables it, logs, and tells the admin
     sinks with an exmail.subscription.disabled event."""
     created = await api.create()
@@ -39,3 +41,6 @@ async def test_a_subscription_failing_for_too_long_is_disabled(api: ApiHarness) 
     [notice] = [e for e in announced if e.type == SUBSCRIPTION_DISABLED]
     assert notice.data["subscription_id"] == created["id"]
     assert notice.data["url"] == api.receiver.url("/hook")
+    logged = capsys.readouterr().out
+    assert "subscription_disabled" in logged
+    assert created["id"] in logged

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from bridge.delivery.subscription_model import rfc3339
 from tests.e2e.receiver import WebhookReceiver
@@ -44,7 +45,7 @@ async def test_rotation_signs_with_both_secrets_during_the_grace(api: ApiHarness
         await api.until(lambda: during.id in api.receiver.delivered_ids(), "old-secret receiver")
         await api.call("PATCH", sub, {"url": new_only.url("/new")})
         await api.until(
-            lambda: api.subs.registry.get(created["id"]).url.endswith("/new"),  # type: ignore[union-attr]
+            _url_is(api, created["id"], "/new"),
             "the reload",
         )
         during2 = api.event(2)
@@ -54,7 +55,7 @@ async def test_rotation_signs_with_both_secrets_during_the_grace(api: ApiHarness
         assert new_only.unverified == 0
         await api.call("PATCH", sub, {"url": api.receiver.url("/old")})
         await api.until(
-            lambda: api.subs.registry.get(created["id"]).url.endswith("/old"),  # type: ignore[union-attr]
+            _url_is(api, created["id"], "/old"),
             "the reload",
         )
         after = api.event(3)
@@ -63,7 +64,7 @@ async def test_rotation_signs_with_both_secrets_during_the_grace(api: ApiHarness
         api.receiver.unverified = 0  # expected: the old-secret receiver must refuse now
         await api.call("PATCH", sub, {"url": new_only.url("/new")})
         await api.until(
-            lambda: api.subs.registry.get(created["id"]).url.endswith("/new"),  # type: ignore[union-attr]
+            _url_is(api, created["id"], "/new"),
             "the reload",
         )
         await api.call("POST", f"{sub}/resend/{after.id}")
@@ -170,7 +171,7 @@ async def test_recover_redelivers_what_a_dead_receiver_missed(api: ApiHarness) -
     assert await api.store.dead_count(created["id"]) == 0
 
 
-def _dead(api: ApiHarness, sink: str, n: int):  # type: ignore[no-untyped-def]
+def _dead(api: ApiHarness, sink: str, n: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return await api.store.dead_count(sink) == n
 
@@ -187,3 +188,11 @@ async def test_redirects_are_not_followed(api: ApiHarness) -> None:
     assert [h.status for h in api.receiver.attempts(event.id)] == [307]
     _, page, _ = await api.call("GET", f"/v1/subscriptions/{created['id']}/attempts")
     assert [(a["status"], a["status_code"]) for a in page["data"]] == [("failed", 307)]
+
+
+def _url_is(api: ApiHarness, sub_id: str, suffix: str) -> Callable[[], bool]:
+    def check() -> bool:
+        sub = api.subs.registry.get(sub_id)
+        return sub is not None and sub.url.endswith(suffix)
+
+    return check

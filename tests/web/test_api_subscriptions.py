@@ -120,7 +120,8 @@ async def test_bad_bodies_are_refused_naming_the_field(api: ApiHarness) -> None:
         ({"url": "http://x.example", "event_types": "x"}, 422, "event_types"),
         ({"url": "http://x.example", "secret": "nope"}, 422, "secret: must look like whsec_"),
         ({"event_types": ["*"]}, 422, "url: required"),
-        ({"url": "ftp://x.example/"}, 422, "url: the url must be an http"),
+        ({"url": "ftp://x.example/"}, 422, "url: String should match pattern"),
+        ({"url": "http://"}, 422, "url: the url must be an http"),
     ]
     for body, status, detail in cases:
         got, problem, _ = await api.call("POST", "/v1/subscriptions", body)
@@ -145,3 +146,23 @@ async def test_unknown_paths_and_methods_are_problems(api: ApiHarness) -> None:
     status, _, headers = await api.call("PUT", "/v1/subscriptions")
     assert status == 405
     assert headers["Allow"] == "GET, POST"
+
+
+async def test_openapi_document_is_served_without_a_token(api: ApiHarness) -> None:
+    """GET /v1/openapi.json is OpenAPI 3.1 and documents every endpoint."""
+    status, doc, headers = await api.call("GET", "/v1/openapi.json", token=None)
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert doc["openapi"] == "3.1.0"
+    assert set(doc["paths"]) == {
+        "/v1/subscriptions",
+        "/v1/subscriptions/{id}",
+        "/v1/subscriptions/{id}/disable",
+        "/v1/subscriptions/{id}/enable",
+        "/v1/subscriptions/{id}/secret/rotate",
+        "/v1/subscriptions/{id}/test",
+        "/v1/subscriptions/{id}/attempts",
+        "/v1/subscriptions/{id}/resend/{event_id}",
+        "/v1/subscriptions/{id}/recover",
+        "/v1/tokens",
+    }

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
 
 from bridge import metrics
 from bridge.dispatch import Dispatcher
+from bridge.errors import SinkError
+from bridge.simulator.exmail import site_port, start_site
 from bridge.store.base import Routed, Store
 from sinks.wecom import WecomSink
 from sinks.wecom_budget import MemberBudget, StoreBudget
@@ -119,3 +126,56 @@ async def test_member_cache_is_bounded(wecom_sim: WecomSim) -> None:
         assert len(members) == 5
         assert await members.userid_for("bob@acme.com") == "bob"  # the newest stays cached
     assert wecom_sim.state.count("user/get_userid_by_email") == 21
+
+
+@asynccontextmanager
+async def _wecom_answering_token(body: str) -> AsyncIterator[tuple[str, Counter[str]]]:
+    """A real local WeCom whose gettoken answers `body`; its URL and the calls it got."""
+    calls: Counter[str] = Counter()
+
+    async def gettoken(_: web.Request) -> web.StreamResponse:
+        calls["gettoken"] += 1
+        return web.Response(text=body, content_type="application/json")
+
+    async def send(request: web.Request) -> web.StreamResponse:
+        calls[f"send:{request.query.get('access_token', '')}"] += 1
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": "m"})
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/gettoken", gettoken)
+    app.router.add_post("/cgi-bin/message/send", send)
+    runner = await start_site(app, host="127.0.0.1", port=0)
+    try:
+        yield f"http://127.0.0.1:{site_port(runner)}", calls
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_sloppy_token_lifetime_keeps_one_token(wecom_sim: WecomSim) -> None:
+    """A gettoken answer whose expires_in is not a number still yields one cached token."""
+    body = '{"errcode":0,"access_token":"tok","expires_in":"soon"}'
+    async with _wecom_answering_token(body) as (url, calls):
+        config = wecom_sim.sink_config(api_base=url, users={"bob@acme.com": "bob"}, oauth=False)
+        sink = WecomSink(config=config, link_for=fake_link, clock=wecom_sim.clock)
+        await sink.start()
+        try:
+            await sink.send(mail(mail_id="m1"))
+            await sink.send(mail(mail_id="m2"))
+        finally:
+            await sink.aclose()
+    assert calls == Counter({"gettoken": 1, "send:tok": 2})
+
+
+async def test_a_token_answer_without_a_token_sends_nothing(wecom_sim: WecomSim) -> None:
+    """gettoken answering errcode 0 but no access_token is a retryable failure, no bare send."""
+    async with _wecom_answering_token('{"errcode":0,"errmsg":"ok"}') as (url, calls):
+        config = wecom_sim.sink_config(api_base=url, users={"bob@acme.com": "bob"}, oauth=False)
+        sink = WecomSink(config=config, link_for=fake_link, clock=wecom_sim.clock)
+        await sink.start()
+        try:
+            with pytest.raises(SinkError) as caught:
+                await sink.send(mail())
+        finally:
+            await sink.aclose()
+    assert caught.value.retryable
+    assert calls == Counter({"gettoken": 1})

@@ -1,0 +1,105 @@
+"""Two start-up measurements for bench/connections.py: the reconnect storm and a small start.
+
+- `reconnect_storm`: the simulator cuts every held listen at once (`POST /_bench/drop`);
+  how long until all are held again, how many token requests that caused (there should be
+  none: every token is still valid), and the busiest quarter second of the bridge's CPU.
+- `small_start`: a bridge with a few tenants, from process start: when every listen is
+  held, and when `/readyz` first answers 200 (which must not be before).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import probe, procs
+from bench.configs import BridgeSetup, bridge_toml
+
+__all__ = ["reconnect_storm", "small_start"]
+
+STORM_TARGET = 1.3  # all held again within 1.3 x tenants / rate
+SAMPLE_S = 0.25
+
+
+def _counters(sim_port: int) -> tuple[int, int]:
+    body = probe.get_json(sim_port, "/_bench/connected")
+    return int(body["connected"]), int(body["token_requests"])
+
+
+def _drop(sim_port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", sim_port, timeout=30)
+    try:
+        conn.request("POST", "/_bench/drop")
+        return int(json.loads(conn.getresponse().read())["dropped"])
+    finally:
+        conn.close()
+
+
+def reconnect_storm(child: procs.Child, sim_port: int, n: int, rate: float) -> dict[str, Any]:
+    """Drop all `n` held listens of `child` at once and time their return."""
+    _, tokens_before = _counters(sim_port)
+    dropped = _drop(sim_port)
+    started = time.monotonic()
+    cpu_at, cpu_was, peak, held, took_s = started, procs.cpu_s(child.pid), 0.0, 0, None
+    while time.monotonic() - started < 120 and child.alive():
+        held, _ = _counters(sim_port)
+        now = time.monotonic()
+        if now - cpu_at >= SAMPLE_S:
+            cpu_now = procs.cpu_s(child.pid)
+            peak = max(peak, (cpu_now - cpu_was) / (now - cpu_at) * 100)
+            cpu_at, cpu_was = now, cpu_now
+        if held >= n:
+            took_s = now - started
+            break
+        time.sleep(0.05)
+    _, tokens_after = _counters(sim_port)
+    target_s = STORM_TARGET * n / rate
+    return {
+        "dropped": dropped,
+        "held_again": held,
+        "all_held_again_s": None if took_s is None else round(took_s, 2),
+        "target_s": round(target_s, 2),
+        "target_met": took_s is not None and took_s <= target_s and tokens_after == tokens_before,
+        "token_requests": tokens_after - tokens_before,
+        "peak_cpu_pct": round(peak, 1),
+    }
+
+
+def small_start(sim_port: int, tenants: int, rate: float, tmp: Path) -> dict[str, Any]:
+    """Start a bridge with `tenants` tenants; time all held and the first /readyz 200."""
+    http_port = procs.free_port()
+    setup = BridgeSetup(
+        tenants=tenants,
+        sim_port=sim_port,
+        http_port=http_port,
+        store=f"sqlite:///{tmp}/small.db",
+        startup_window_s=10.0,  # the old default: a bound now, no longer a delay
+        upstream_rate_per_s=rate,
+        listen_hold_s=120.0,
+    )
+    config = tmp / "small.toml"
+    config.write_text(bridge_toml(setup))
+    child = procs.start("bridge-small", procs.python("bridge.cli", "run", "-c", str(config)), tmp)
+    held_s = ready_s = None
+    try:
+        while time.monotonic() - child.started_at < 30 and child.alive():
+            now_s = time.monotonic() - child.started_at
+            if held_s is None and probe.sim_connected(sim_port) >= tenants:
+                held_s = now_s
+            if ready_s is None and probe.http_ok(http_port, "/readyz"):
+                ready_s = time.monotonic() - child.started_at
+            if held_s is not None and ready_s is not None:
+                break
+            time.sleep(0.02)
+    finally:
+        child.stop()
+    return {
+        "tenants": tenants,
+        "all_held_s": None if held_s is None else round(held_s, 3),
+        "readyz_200_s": None if ready_s is None else round(ready_s, 3),
+        "readyz_not_before_held": held_s is not None and ready_s is not None and ready_s >= held_s,
+        "target_met": held_s is not None and held_s < 1.0,
+    }
