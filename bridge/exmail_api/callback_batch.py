@@ -19,12 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from bridge import baselines
 from bridge.config import TenantConfig
 from bridge.errors import CallbackRefused, StoreError
 from bridge.events import Event
 from bridge.exmail_api.callback_events import event_of
 from bridge.exmail_api.callback_verify import Verified
-from bridge.exmail_api.callback_xml import ApiUnknown
+from bridge.exmail_api.callback_xml import ApiMail, ApiUnknown
 from bridge.logs import get_logger
 from bridge.sources.commit import Committer
 from bridge.store.base import Store
@@ -90,10 +91,23 @@ class GroupCommit:
         fresh = await self._refuse_replays(group)
         events = [e for e in (self._event_of(w) for w in fresh) if e is not None]
         if events:
-            await self._committer.commit_once(events)
+            await self._committer.commit_once(events, baselines=self._counts(fresh))
         await self._mark([w.verified.replay_key for w in fresh])
         for waiting in fresh:
             waiting.settle(_outcome(self.tenant, waiting.verified))
+
+    def _counts(self, fresh: list[_Waiting]) -> dict[str, int]:
+        """Watched mailboxes' counts move their baselines in the same commit, so the
+        reconcile after the next start does not announce these mails a second time; the
+        last callback of a mailbox in the group wins."""
+        counts: dict[str, int] = {}
+        for waiting in fresh:
+            push = waiting.verified.push
+            if isinstance(push, ApiUnknown) or not _wanted(self.tenant, push.mailbox):
+                continue
+            count = push.new_count if isinstance(push, ApiMail) else push.unread_count
+            counts.update(baselines.watched_count(self.tenant.watch, push.mailbox, count))
+        return counts
 
     async def _refuse_replays(self, group: list[_Waiting]) -> list[_Waiting]:
         seen = await self._store.nonces_seen([w.verified.replay_key for w in group])

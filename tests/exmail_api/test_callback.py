@@ -332,3 +332,13 @@ async def test_a_slow_commit_answers_503_in_time_and_still_lands(rx: Receiver) -
             await asyncio.sleep(0.05)
     assert (await rx.post(cb)).status in (200, 403)  # the retry: a duplicate, or a replay
     assert len(await rx.committed()) == 1
+
+
+async def test_watched_mailboxes_move_their_baselines(store: Store) -> None:
+    """A callback for a watched mailbox stores its count as the baseline with the event, so
+    the reconcile after a restart does not announce the same mail again."""
+    tenant = api_tenant(watch=["boss@globex.com"])
+    async with serving(store, tenant) as rx:
+        assert (await rx.post(sealed(mail_xml(new_count=7)))).status == 200
+        assert (await rx.post(sealed(unread_xml("other@globex.com", 3)))).status == 200
+    assert await store.get_baselines("globex") == {"boss@globex.com": 7}
