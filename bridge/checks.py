@@ -15,9 +15,11 @@ from bridge.exmail_api.client import ApiClient
 __all__ = ["check_tenants"]
 
 Check = Callable[[TenantConfig], Awaitable[str]]
+# How a protocol proves a credential, and the token endpoint named when that fails.
+Checks = dict[str, tuple[Check, str]]
 
 
-def _checks(config: Config, session: aiohttp.ClientSession) -> dict[str, Check]:
+def _checks(config: Config, session: aiohttp.ClientSession) -> Checks:
     """How each protocol proves its credential: by protocol."""
     legacy = ExmailClient(session=session, settings=config.exmail)
     api = ApiClient(session=session, settings=config.exmail, base_url=config.exmail.api_url)
@@ -43,16 +45,11 @@ def _checks(config: Config, session: aiohttp.ClientSession) -> dict[str, Check]:
         await wecom.token(tenant, "mail")
         return "token fetched"
 
-    return {"legacy": check_legacy, "api": check_api, "wecom-mail": check_wecom}
-
-
-def _token_url(config: Config, tenant: TenantConfig) -> str:
-    """The token endpoint a tenant's credential is proven at (named when it fails)."""
-    if tenant.protocol == "api":
-        return f"{config.exmail.api_url.rstrip('/')}/cgi-bin/gettoken"
-    if tenant.protocol == "wecom-mail":
-        return f"{config.exmail.wecom_api_url.rstrip('/')}/cgi-bin/gettoken"
-    return config.exmail.token_url
+    return {
+        "legacy": (check_legacy, config.exmail.token_url),
+        "api": (check_api, api.url_for("gettoken")),
+        "wecom-mail": (check_wecom, wecom.url_for("gettoken")),
+    }
 
 
 async def check_tenants(config: Config) -> int:
@@ -61,11 +58,12 @@ async def check_tenants(config: Config) -> int:
     async with make_session(config.exmail, max_connections=8) as session:
         checks = _checks(config, session)
         for tenant in config.tenants:
+            check, token_url = checks[tenant.protocol]
             try:
-                done = await checks[tenant.protocol](tenant)
+                done = await check(tenant)
             except UpstreamError as exc:
                 failed += 1
-                print(f"tenant {tenant.name}: FAILED: {_token_url(config, tenant)}: {exc}")
+                print(f"tenant {tenant.name}: FAILED: {token_url}: {exc}")
             else:
                 print(f"tenant {tenant.name}: ok ({done})")
     print("all tenants ok" if not failed else f"{failed} tenant(s) failed")

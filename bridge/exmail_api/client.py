@@ -129,6 +129,10 @@ class ApiClient:
         metrics.token_refresh(self.provider, ok=True)
         return token, _expires_in(doc)
 
+    def url_for(self, endpoint: str) -> str:
+        """The URL of `endpoint` (e.g. `gettoken`) under this client's base."""
+        return f"{self._base}/cgi-bin/{endpoint}"
+
     async def _request(
         self,
         method: str,
@@ -139,7 +143,7 @@ class ApiClient:
     ) -> dict[str, Any]:
         if self._rate is not None:
             await self._rate.acquire()
-        url = f"{self._base}/cgi-bin/{endpoint}"
+        url = self.url_for(endpoint)
         data = orjson.dumps(body) if body is not None else None
         headers = {"content-type": "application/json"} if data is not None else None
         async with (
