@@ -1,32 +1,20 @@
-"""Unread counts a listener has seen, bounded, and the reconcile after a gap.
+"""Unread counts a listener has seen, bounded (the reconcile after a gap compares against
+the store's baselines: bridge/baselines.py).
 
 The counts give an `exmail.mail.unread` event its `previous`. They are kept for the most
 recent `max_items` mailboxes of a tenant; the `watch` mailboxes are kept apart and never
-forgotten, because reconciling after a gap compares against them.
+forgotten, so their events always carry it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Protocol
 
-from bridge import events
 from bridge.bounded import LruDict
-from bridge.config import TenantConfig
-from bridge.errors import UpstreamRejected
-from bridge.events import Event
-from bridge.logs import get_logger
 
-__all__ = ["UNREAD_MEMORY", "NewCounts", "UnreadMemory", "reconcile"]
+__all__ = ["UNREAD_MEMORY", "UnreadMemory"]
 
-log = get_logger(__name__)
 UNREAD_MEMORY = 1000
-
-
-class NewCounts(Protocol):
-    """The part of the Exmail client a reconcile uses."""
-
-    async def newcount(self, tenant: TenantConfig, mailbox: str) -> int: ...
 
 
 class UnreadMemory:
@@ -46,26 +34,3 @@ class UnreadMemory:
 
     def __len__(self) -> int:
         return len(self._recent) + len(self._watched)
-
-
-async def reconcile(tenant: TenantConfig, upstream: NewCounts, memory: UnreadMemory) -> list[Event]:
-    """After a gap: an `exmail.mail.unread` event for each watched box whose count rose."""
-    found: list[Event] = []
-    for mailbox in tenant.watch:
-        try:
-            count = await upstream.newcount(tenant, mailbox)
-        except UpstreamRejected as exc:
-            log.warning("reconcile_skipped", tenant=tenant.name, mailbox=mailbox, error=str(exc))
-            continue
-        previous = memory.note(mailbox, count)
-        if previous is not None and count > previous:
-            found.append(
-                events.unread_changed(
-                    tenant=tenant.name,
-                    mailbox=mailbox,
-                    unread_count=count,
-                    previous=previous,
-                    reason="reconcile",
-                )
-            )
-    return found
