@@ -187,9 +187,7 @@ async def serve(
             health=health,
             listens=ListenReadiness(pool=pool, board=board),
         )
-        callbacks = CallbackReceiver(
-            tenants=config.tenants, store=store, committer_for=deps.committer
-        )
+        callbacks = CallbackReceiver(tenants=config.tenants, committer_for=deps.committer)
         listeners = plan_listeners(
             config.bridge,
             health=health,

@@ -23,7 +23,6 @@ from bridge.exmail_api.callback_batch import GroupCommit
 from bridge.exmail_api.callback_verify import Verifier
 from bridge.logs import get_logger
 from bridge.sources.commit import Committer
-from bridge.store.base import Store
 
 __all__ = ["ANSWER_WITHIN_S", "MAX_BODY_BYTES", "MAX_NAME_CHARS", "CallbackReceiver"]
 
@@ -53,14 +52,11 @@ class CallbackReceiver:
         self,
         *,
         tenants: Iterable[TenantConfig],
-        store: Store,
         committer_for: Callable[[TenantConfig], Committer],
         verifier_for: Callable[[TenantConfig], Verifier] = lambda t: Verifier(tenant=t),
     ) -> None:
         self._tenants = {
-            t.name: _Tenant(
-                verifier_for(t), GroupCommit(tenant=t, store=store, committer=committer_for(t))
-            )
+            t.name: _Tenant(verifier_for(t), GroupCommit(tenant=t, committer=committer_for(t)))
             for t in tenants
             if t.protocol == "api" and t.callback_token is not None
         }

@@ -1,21 +1,22 @@
 """Group commit for one tenant's callbacks: many verified callbacks, one store round.
 
 Callbacks that arrive while a group is being committed wait and go together in the next
-group: one replay lookup, one commit transaction and one mark for all of them, instead of
-three store round trips each. An idle tenant's first callback goes at once (no timer), so
-grouping adds no latency when there is no queue. Every callback still gets its answer only
-after its own event is durably committed.
+group: one commit for all of them, in which the store both refuses replays and remembers
+the new (signature, nonce) keys, instead of a lookup, a commit and a mark each. An idle
+tenant's first callback goes at once (no timer), so grouping adds no latency when there is
+no queue. Every callback still gets its answer only after its own event is durably
+committed.
 
-Replays: a key already marked in the store, or seen earlier in the same group, is refused
-(`replay`). Keys are marked after the commit, so a failed commit leaves no mark and
-Tencent's retry is accepted; copies racing each other both commit, and the event id
-(tenant + MailID, or the UnRead's time) makes them one event.
+Replays: a key seen earlier in the same group is refused at once (`replay`); a key the store
+remembers already makes the commit write nothing and name it, and the group is committed
+again without it. Keys are remembered in the same transaction as the events, so a failed
+commit leaves no mark and Tencent's retry is accepted, and a committed callback's copy is
+always refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -28,7 +29,6 @@ from bridge.exmail_api.callback_verify import Verified
 from bridge.exmail_api.callback_xml import ApiMail, ApiUnknown
 from bridge.logs import get_logger
 from bridge.sources.commit import Committer
-from bridge.store.base import Store
 
 __all__ = ["MAX_GROUP", "REPLAY_TTL_S", "GroupCommit"]
 
@@ -56,9 +56,8 @@ class _Waiting:
 class GroupCommit:
     """Commits one tenant's verified callbacks, grouped while a commit is in flight."""
 
-    def __init__(self, *, tenant: TenantConfig, store: Store, committer: Committer) -> None:
+    def __init__(self, *, tenant: TenantConfig, committer: Committer) -> None:
         self.tenant = tenant
-        self._store = store
         self._committer = committer
         self._queue: list[_Waiting] = []
         self._worker: asyncio.Task[None] | None = None
@@ -88,11 +87,21 @@ class GroupCommit:
                 raise
 
     async def _commit_group(self, group: list[_Waiting]) -> None:
-        fresh = await self._refuse_replays(group)
-        events = [e for e in (self._event_of(w) for w in fresh) if e is not None]
-        if events:
-            await self._committer.commit_once(events, baselines=self._counts(fresh))
-        await self._mark([w.verified.replay_key for w in fresh])
+        fresh = self._refuse_repeats(group)
+        while fresh:
+            events = [e for e in (self._event_of(w) for w in fresh) if e is not None]
+            result = await self._committer.commit_once(
+                events,
+                baselines=self._counts(fresh),
+                nonces=[w.verified.replay_key for w in fresh],
+                nonce_ttl_s=REPLAY_TTL_S,
+            )
+            if not result.replayed:
+                break
+            for waiting in fresh:
+                if waiting.verified.replay_key in result.replayed:
+                    waiting.settle(CallbackRefused("replay"))
+            fresh = [w for w in fresh if w.verified.replay_key not in result.replayed]
         for waiting in fresh:
             waiting.settle(_outcome(self.tenant, waiting.verified))
 
@@ -109,8 +118,10 @@ class GroupCommit:
             counts.update(baselines.watched_count(self.tenant.watch, push.mailbox, count))
         return counts
 
-    async def _refuse_replays(self, group: list[_Waiting]) -> list[_Waiting]:
-        seen = await self._store.nonces_seen([w.verified.replay_key for w in group])
+    @staticmethod
+    def _refuse_repeats(group: list[_Waiting]) -> list[_Waiting]:
+        """The group without copies of a key earlier in it (refused as replays)."""
+        seen: set[str] = set()
         fresh: list[_Waiting] = []
         for waiting in group:
             key = waiting.verified.replay_key
@@ -126,12 +137,6 @@ class GroupCommit:
         if isinstance(push, ApiUnknown) or not _wanted(self.tenant, push.mailbox):
             return None
         return event_of(self.tenant, push)
-
-    async def _mark(self, keys: Sequence[str]) -> None:
-        try:
-            await self._store.remember_nonces(keys, REPLAY_TTL_S)
-        except StoreError as exc:  # committed already: a replay would only be a duplicate
-            log.warning("callback_mark_failed", tenant=self.tenant.name, error=str(exc))
 
 
 def _wanted(tenant: TenantConfig, mailbox: str) -> bool:

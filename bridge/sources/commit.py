@@ -66,10 +66,15 @@ class Committer:
         new_ver: str | None = None,
         *,
         baselines: Mapping[str, int] | None = None,
+        nonces: Sequence[str] = (),
+        nonce_ttl_s: float = 0.0,
     ) -> CommitResult:
-        """Commit `batch` once; StoreError when the store fails."""
+        """Commit `batch` once; StoreError when the store fails. With `nonces`, nothing is
+        committed when one of them is remembered already (see `Store.commit`)."""
         routed = self._router.route(list(batch))
-        commit = self._store.commit(self.tenant, routed, new_ver, baselines)
+        commit = self._store.commit(
+            self.tenant, routed, new_ver, baselines, nonces=nonces, nonce_ttl_s=nonce_ttl_s
+        )
         pending = asyncio.ensure_future(commit)
         self._pending.add(pending)
         pending.add_done_callback(self._pending.discard)

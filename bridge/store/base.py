@@ -49,10 +49,12 @@ class Routed:
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
-    """What a commit did: events appended, and events skipped as duplicates."""
+    """What a commit did: events appended, events skipped as duplicates, and the nonces
+    that were remembered already (then nothing was written)."""
 
     emitted: int
     duplicates: int
+    replayed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +120,19 @@ class Store(PreferenceStore, Protocol):
         routed: Sequence[Routed],
         new_ver: str | None = None,
         baselines: Mapping[str, int] | None = None,
+        *,
+        nonces: Sequence[str] = (),
+        nonce_ttl_s: float = 0.0,
     ) -> CommitResult:
         """Atomically: append each event (not seen in the dedupe window) to its sinks'
-        outboxes, remember its id, advance the version when `new_ver` is given, and set
-        each mailbox's unread baseline in `baselines` (the events announce the change)."""
+        outboxes, remember its id, advance the version when `new_ver` is given, set each
+        mailbox's unread baseline in `baselines` (the events announce the change), and
+        remember each of `nonces` (callback signature+nonce keys) for `nonce_ttl_s`.
+
+        When any of `nonces` is remembered already and not expired, nothing at all is
+        written and `replayed` names those nonces: the caller refuses them and commits the
+        rest again. Checking and remembering in the commit itself makes a replay guard
+        that costs no extra store round trip and cannot mark what was not committed."""
 
     async def get_baselines(self, tenant: str) -> dict[str, int]:
         """The last unread count committed per mailbox of `tenant` (empty when none)."""
@@ -227,10 +238,3 @@ class Store(PreferenceStore, Protocol):
     async def wait_members(self, timeout_s: float) -> None:
         """Return soon after any replica on the store announces (or leaves), or after
         `timeout_s`. A hint to rebalance now; a missed one costs one lease tick."""
-
-    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
-        """Those of `keys` remembered and not yet expired (callback signature+nonce)."""
-
-    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
-        """Remember each key for `ttl_s` seconds; return those that were not remembered
-        already (each key's check-and-set is atomic)."""

@@ -150,15 +150,25 @@ class RedisStore(
         routed: Sequence[Routed],
         new_ver: str | None = None,
         baselines: Mapping[str, int] | None = None,
+        *,
+        nonces: Sequence[str] = (),
+        nonce_ttl_s: float = 0.0,
     ) -> CommitResult:
-        """Append new events, set the version and the baselines, atomically."""
+        """Append new events, set the version and the baselines, remember the nonces,
+        atomically (one script call); nothing at all when a nonce is remembered already."""
         keys, args = self._commit_call(tenant, routed, new_ver)
         keys.append(self._keys.baselines(tenant))
         args.append(len(baselines or {}))
         for mailbox, unread in (baselines or {}).items():
             args += [mailbox, unread]
-        emitted, duplicates = await self._script("COMMIT", keys, args)
-        return CommitResult(emitted=int(emitted), duplicates=int(duplicates))
+        keys += [self._keys.nonce(key) for key in nonces]
+        args.append(max(ms(nonce_ttl_s), 1))
+        emitted, duplicates, replayed = await self._script("COMMIT", keys, args)
+        return CommitResult(
+            emitted=int(emitted),
+            duplicates=int(duplicates),
+            replayed=frozenset(nonces[int(i) - 1] for i in replayed),
+        )
 
     def _commit_call(
         self, tenant: str, routed: Sequence[Routed], new_ver: str | None
@@ -351,21 +361,3 @@ class RedisStore(
         key, now_ms = self._keys.replicas(), ms(time.time())
         raw = await self._run("live_owners", self._redis.zrangebyscore(key, now_ms, "+inf"))
         return sorted(r.decode() for r in raw)
-
-    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
-        """Those of `keys` remembered and not yet expired (one MGET)."""
-        if not keys:
-            return set()
-        names = [self._keys.nonce(k) for k in keys]
-        values = await self._run("nonces_seen", self._redis.mget(names))
-        return {key for key, value in zip(keys, values, strict=True) if value is not None}
-
-    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
-        """Remember each key (SET NX PX, one pipeline); those not remembered already."""
-        if not keys:
-            return set()
-        pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.set(self._keys.nonce(key), b"1", nx=True, px=max(ms(ttl_s), 1))
-        done = await self._run("remember_nonces", pipe.execute())
-        return {key for key, ok in zip(keys, done, strict=True) if ok}

@@ -21,14 +21,22 @@ __all__ = [
 ]
 
 # KEYS: seq, sinks, version, seen[1..n], then per sink j (1..m): due, body, wake;
-#       then the tenant's baselines hash.
+#       then the tenant's baselines hash; then q nonce keys (callback replay guard).
 # ARGV: now_ms, window_ms, new_ver ("" = keep), n, m, sink names[1..m],
 #       then per event: json, k, k sink indexes (1-based);
-#       then b, and b pairs (mailbox, unread count) for the baselines hash.
-# Returns {emitted, duplicates}.
+#       then b, and b pairs (mailbox, unread count) for the baselines hash;
+#       then the nonces' ttl_ms.
+# Returns {emitted, duplicates, {indexes (1-based) of nonces remembered already}}; when
+# that list is not empty, nothing was written.
 COMMIT = """#!lua
 local now, window, ver = ARGV[1], ARGV[2], ARGV[3]
 local n, m = tonumber(ARGV[4]), tonumber(ARGV[5])
+local bkey = 3 + n + 3 * m + 1
+local replayed = {}
+for i = bkey + 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then replayed[#replayed + 1] = i - bkey end
+end
+if #replayed > 0 then return {0, 0, replayed} end
 local fresh, batch, dup, total = {}, {}, 0, 0
 local at = 6 + m
 for e = 1, n do
@@ -68,9 +76,13 @@ end
 if ver ~= '' then redis.call('SET', KEYS[3], ver) end
 local b = tonumber(ARGV[at] or '0')
 for i = 1, b do
-  redis.call('HSET', KEYS[#KEYS], ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
+  redis.call('HSET', KEYS[bkey], ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
 end
-return {#fresh, dup}
+local ttl = ARGV[at + 2 * b + 1]
+for i = bkey + 1, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ttl)
+end
+return {#fresh, dup, {}}
 """
 
 # KEYS: due, body, attempts, wake.  ARGV: now_ms, until_ms, limit.

@@ -155,20 +155,25 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
         routed: Sequence[Routed],
         new_ver: str | None = None,
         baselines: Mapping[str, int] | None = None,
+        *,
+        nonces: Sequence[str] = (),
+        nonce_ttl_s: float = 0.0,
     ) -> CommitResult:
-        """Append new events, set the version and the baselines, atomically."""
+        """Append new events, set the version and the baselines, remember the nonces,
+        atomically; nothing at all when a nonce is remembered already."""
         events = [
             ops.NewEvent(r.event.id, r.event.to_json(), r.event.mailbox, r.sinks) for r in routed
         ]
         now, counts = time.time(), list((baselines or {}).items())
-        emitted, duplicates, sinks = await self._call(
-            "commit", ops.commit, self._db, tenant, events, new_ver, now, self._window_s, counts
+        args = (self._db, tenant, events, new_ver, now, self._window_s, counts)
+        emitted, duplicates, sinks, replayed = await self._call(
+            "commit", ops.commit, *args, list(nonces), now + nonce_ttl_s
         )
         self._notify(sinks)
         if now >= self._next_prune:
             self._next_prune = now + _PRUNE_EVERY_S
-            await self._call("prune", ops.prune_dedupe, self._db, now - self._window_s)
-        return CommitResult(emitted=emitted, duplicates=duplicates)
+            await self._call("prune", ops.prune, self._db, now - self._window_s, now)
+        return CommitResult(emitted=emitted, duplicates=duplicates, replayed=frozenset(replayed))
 
     async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
         """Up to `limit` due deliveries, oldest first, each leased for `lease_s`."""
@@ -359,17 +364,6 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
             async with asyncio.timeout(timeout_s):
                 await self._members.wait()
         self._members.clear()
-
-    async def nonces_seen(self, keys: Sequence[str]) -> set[str]:
-        """Those of `keys` remembered and not yet expired."""
-        return await self._call("nonces_seen", ops.nonces_seen, self._db, list(keys), time.time())
-
-    async def remember_nonces(self, keys: Sequence[str], ttl_s: float) -> set[str]:
-        """Remember each key for `ttl_s` seconds; those that were not remembered already."""
-        now = time.time()
-        return await self._call(
-            "remember_nonces", ops.remember_nonces, self._db, list(keys), now, ttl_s
-        )
 
 
 def _split_ref(ref: str) -> tuple[int, int]:

@@ -59,10 +59,22 @@ def commit(
     now: float,
     window_s: float,
     baselines: Sequence[tuple[str, int]] = (),
-) -> tuple[int, int, set[str]]:
-    """Append fresh events (and set baselines); return (emitted, duplicates, sinks)."""
+    nonces: Sequence[str] = (),
+    nonces_until: float = 0.0,
+) -> tuple[int, int, set[str], set[str]]:
+    """Append fresh events, set baselines, remember `nonces` until `nonces_until`; return
+    (emitted, duplicates, sinks, replayed). When a nonce is remembered already, nothing is
+    written and `replayed` names those nonces."""
     emitted, touched = 0, set[str]()
     with transaction(conn):
+        replayed = nonces_seen(conn, nonces, now)
+        if replayed:
+            return 0, 0, touched, replayed
+        conn.executemany(
+            "INSERT INTO nonces VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
+            [(key, nonces_until) for key in nonces],
+        )
         for event in events:
             if _seen(conn, event.event_id, now - window_s):
                 continue
@@ -84,7 +96,7 @@ def commit(
             " ON CONFLICT (tenant, mailbox) DO UPDATE SET unread = excluded.unread",
             [(tenant, mailbox, unread) for mailbox, unread in baselines],
         )
-    return emitted, len(events) - emitted, touched
+    return emitted, len(events) - emitted, touched, set()
 
 
 def _seen(conn: sqlite3.Connection, event_id: str, since: float) -> bool:
@@ -92,13 +104,19 @@ def _seen(conn: sqlite3.Connection, event_id: str, since: float) -> bool:
     return row is not None and float(row[0]) > since
 
 
-def prune_dedupe(conn: sqlite3.Connection, before: float) -> int:
-    """Delete up to one batch of dedupe rows older than `before`."""
+def prune(conn: sqlite3.Connection, before: float, now: float) -> int:
+    """Delete up to one batch of dedupe rows older than `before`, and one of expired
+    nonces; how many dedupe rows."""
     with transaction(conn):
         cur = conn.execute(
             "DELETE FROM dedupe WHERE event_id IN"
             " (SELECT event_id FROM dedupe WHERE seen_at < ? LIMIT ?)",
             (before, _PRUNE_BATCH),
+        )
+        conn.execute(
+            "DELETE FROM nonces WHERE key IN"
+            " (SELECT key FROM nonces WHERE expires_at <= ? LIMIT ?)",
+            (now, _PRUNE_BATCH),
         )
     return cur.rowcount
 
@@ -221,25 +239,6 @@ def get_secret(conn: sqlite3.Connection, name: str, factory: bytes) -> bytes:
 
 
 def nonces_seen(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> set[str]:
+    """Those of `keys` remembered and not expired at `now`."""
     query = "SELECT 1 FROM nonces WHERE key = ? AND expires_at > ?"
     return {key for key in keys if conn.execute(query, (key, now)).fetchone() is not None}
-
-
-def remember_nonces(
-    conn: sqlite3.Connection, keys: Sequence[str], now: float, ttl_s: float
-) -> set[str]:
-    new: set[str] = set()
-    with transaction(conn):
-        conn.execute(
-            "DELETE FROM nonces WHERE key IN "
-            "(SELECT key FROM nonces WHERE expires_at <= ? LIMIT ?)",
-            (now, _PRUNE_BATCH),
-        )
-        for key in keys:
-            conn.execute("DELETE FROM nonces WHERE key = ? AND expires_at <= ?", (key, now))
-            cursor = conn.execute(
-                "INSERT INTO nonces VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + ttl_s)
-            )
-            if cursor.rowcount == 1:
-                new.add(key)
-    return new

@@ -108,7 +108,7 @@ CREATE TABLE IF NOT EXISTS directories (
 ) WITHOUT ROWID;
 
 -- Callbacks' (signature, nonce) keys, remembered to refuse replays; expired rows no longer
--- count and are pruned on `remember_nonces`.
+-- count and are pruned in batches with the dedupe rows (every 10 s, on commit).
 CREATE TABLE IF NOT EXISTS nonces (
     key        TEXT PRIMARY KEY,
     expires_at REAL NOT NULL    -- unix seconds

@@ -55,7 +55,6 @@ async def serving(store: Store, *tenants: TenantConfig) -> AsyncIterator[Receive
     router = Router(routes=(), sinks=[SINK])
     receiver = CallbackReceiver(
         tenants=tenants or (api_tenant(),),
-        store=store,
         committer_for=lambda t: Committer(
             tenant=t.name, store=store, router=router, backoff_base_s=0.01
         ),

@@ -1,57 +1,69 @@
-"""The store's remembered nonces (callback replay guard): contract for both backends."""
+"""Nonces remembered in the commit (callback replay guard): contract for both backends."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bridge.store.base import Store
+from bridge.store.base import CommitResult, Store
 from tests.plugins.store import StoreMaker
+from tests.store.test_contract import routed
 
 
-async def test_first_remember_wins_then_it_is_seen(store: Store) -> None:
-    """remember_nonces() reports the keys it newly remembered; nonces_seen() sees them."""
-    assert await store.nonces_seen(["sig:nonce"]) == set()
-    assert await store.remember_nonces(["sig:nonce", "sig:two"], 600) == {"sig:nonce", "sig:two"}
-    assert await store.remember_nonces(["sig:nonce", "sig:three"], 600) == {"sig:three"}
-    assert await store.nonces_seen(["sig:nonce", "sig:other", "sig:three"]) == {
-        "sig:nonce",
-        "sig:three",
-    }
+async def _commit(store: Store, *ns: int, nonces: list[str], ttl_s: float = 600) -> CommitResult:
+    return await store.commit("acme", routed(*ns), nonces=nonces, nonce_ttl_s=ttl_s)
 
 
-async def test_empty_key_lists_are_fine(store: Store) -> None:
-    """Empty lists remember and find nothing."""
-    assert await store.remember_nonces([], 600) == set()
-    assert await store.nonces_seen([]) == set()
+async def test_a_remembered_nonce_makes_the_commit_write_nothing(store: Store) -> None:
+    """A commit naming a remembered nonce writes nothing at all and names that nonce."""
+    first = await _commit(store, 1, nonces=["sig:one", "sig:two"])
+    assert (first.emitted, first.replayed) == (1, frozenset())
+    again = await store.commit(
+        "acme", routed(2), "42", {"bob@acme.com": 9}, nonces=["sig:new", "sig:two"]
+    )
+    assert (again.emitted, again.duplicates, again.replayed) == (0, 0, frozenset({"sig:two"}))
+    assert await store.backlog("oa") == 1
+    assert await store.get_version("acme") == "0"
+    assert await store.get_baselines("acme") == {}
+    fresh = await _commit(store, 2, nonces=["sig:new"])  # not remembered by the refused one
+    assert (fresh.emitted, fresh.replayed) == (1, frozenset())
 
 
-async def test_concurrent_remembers_have_one_winner(store: Store) -> None:
-    """Twenty racing remembers of one key: exactly one of them is first."""
-    results = await asyncio.gather(*(store.remember_nonces(["race"], 600) for _ in range(20)))
-    assert results.count({"race"}) == 1
-    assert results.count(set()) == 19
+async def test_nonces_without_events_are_remembered(store: Store) -> None:
+    """A commit of nonces alone (ignored callbacks) remembers them; no nonces is a plain
+    commit."""
+    assert (await _commit(store, nonces=["sig:quiet"])).replayed == frozenset()
+    assert (await _commit(store, nonces=["sig:quiet"])).replayed == {"sig:quiet"}
+    assert (await _commit(store, 3, nonces=[])).emitted == 1
+
+
+async def test_concurrent_commits_of_one_nonce_have_one_winner(store: Store) -> None:
+    """Twenty racing commits of one nonce: exactly one writes, nineteen are refused."""
+    results = await asyncio.gather(*(_commit(store, n, nonces=["race"]) for n in range(20)))
+    assert sum(r.replayed == frozenset() for r in results) == 1
+    assert sum(r.replayed == {"race"} for r in results) == 19
+    assert await store.backlog("oa") == 1
 
 
 async def test_a_nonce_expires(store: Store) -> None:
-    """After its TTL a nonce is forgotten and the key can be remembered again."""
-    assert await store.remember_nonces(["short"], 0.2) == {"short"}
-    while await store.nonces_seen(["short"]):
+    """After its TTL a nonce is forgotten and a commit may name it again."""
+    assert (await _commit(store, nonces=["short"], ttl_s=0.2)).replayed == frozenset()
+    while (await _commit(store, nonces=["short"])).replayed:
         await asyncio.sleep(0.05)
-    assert await store.remember_nonces(["short"], 600) == {"short"}
+    assert (await _commit(store, nonces=["short"])).replayed == {"short"}  # 600 s now
 
 
 async def test_nonces_are_shared_between_store_instances(store_maker: StoreMaker) -> None:
-    """A nonce remembered through one open store is seen through another (replicas)."""
+    """A nonce remembered through one open store refuses a commit through another
+    (replicas)."""
     async with store_maker.open() as first, store_maker.open() as second:
-        assert await first.remember_nonces(["shared"], 600) == {"shared"}
-        assert await second.nonces_seen(["shared"]) == {"shared"}
-        assert await second.remember_nonces(["shared"], 600) == set()
+        assert (await _commit(first, 1, nonces=["shared"])).replayed == frozenset()
+        assert (await _commit(second, 2, nonces=["shared"])).replayed == {"shared"}
 
 
 async def test_nonces_survive_a_restart(store_maker: StoreMaker) -> None:
     """Nonces are in the store, not in memory: they outlive the process that made them."""
     async with store_maker.open() as store:
-        assert await store.remember_nonces(["durable"], 600) == {"durable"}
+        assert (await _commit(store, 1, nonces=["durable"])).replayed == frozenset()
     store_maker.restart()
     async with store_maker.open() as store:
-        assert await store.nonces_seen(["durable"]) == {"durable"}
+        assert (await _commit(store, 2, nonces=["durable"])).replayed == {"durable"}
