@@ -28,6 +28,7 @@ from bridge.acks import AckBatcher
 from bridge.claims import HeldClaims
 from bridge.errors import SinkError, StoreError
 from bridge.logs import get_logger
+from bridge.quiet import Quiet
 from bridge.store.base import Delivery, Store
 from bridge.supervise import Supervisor
 from sinks.base import BatchSink, Sink
@@ -35,6 +36,8 @@ from sinks.base import BatchSink, Sink
 __all__ = ["MAX_RETRY_AFTER_S", "Dispatcher", "next_try_delay_s"]
 
 log = get_logger(__name__)
+# A store outage fails every dispatcher at once: one line per error text per interval.
+_STORE_FAILED = Quiet(every_s=10.0)
 IDLE_WAIT_S = 1.0
 SLOT_POLL_S = 0.05
 MAX_RETRY_AFTER_S = 3600.0  # one answer must not park a delivery for days
@@ -52,6 +55,12 @@ def next_try_delay_s(
         return None
     delay = ladder[rung] * rand(0.8, 1.2)
     return max(delay, min(retry_after_s or 0.0, MAX_RETRY_AFTER_S))
+
+
+def _store_failed(sink: str, exc: StoreError) -> None:
+    held = _STORE_FAILED.allow(str(exc))
+    if held is not None:
+        log.error("dispatch_store_failed", sink=sink, error=str(exc), held_back=held)
 
 
 class Dispatcher:
@@ -153,7 +162,7 @@ class Dispatcher:
                 else:
                     await self._idle()
             except StoreError as exc:
-                log.error("dispatch_store_failed", sink=self.name, error=str(exc))
+                _store_failed(self.name, exc)
                 await self._pause(1.0)
 
     async def _run_slots(self) -> None:
@@ -165,7 +174,7 @@ class Dispatcher:
                 try:
                     await self._refill(inflight)
                 except StoreError as exc:
-                    log.error("dispatch_store_failed", sink=self.name, error=str(exc))
+                    _store_failed(self.name, exc)
                     await self._pause(1.0)
         finally:
             if inflight:
@@ -196,7 +205,7 @@ class Dispatcher:
         try:
             await self._deliver_one(item)
         except StoreError as exc:  # the claim lease runs out and the delivery comes back
-            log.error("dispatch_store_failed", sink=self.name, error=str(exc))
+            _store_failed(self.name, exc)
         except Exception as exc:  # a bug here must not leave a task exception unretrieved
             log.error("dispatch_crashed", sink=self.name, error_type=type(exc).__name__)
         finally:

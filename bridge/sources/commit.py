@@ -19,12 +19,15 @@ from bridge.backoffs import Backoff
 from bridge.errors import StoreError
 from bridge.events import Event
 from bridge.logs import get_logger
+from bridge.quiet import Quiet
 from bridge.routing import Router
 from bridge.store.base import CommitResult, Store
 
 __all__ = ["Committer"]
 
 log = get_logger(__name__)
+# A store outage fails every tenant's commit at once: one line per error text per interval.
+_STORE_FAILED = Quiet(every_s=10.0)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 STORE_BACKOFF_CAP_S = 30.0
@@ -90,7 +93,15 @@ class Committer:
                 return await op()
             except StoreError as exc:
                 delay = store_backoff.next_delay_s()
-                log.error("store_failed", tenant=self.tenant, error=str(exc), retry_in_s=delay)
+                held = _STORE_FAILED.allow(str(exc))
+                if held is not None:
+                    log.error(
+                        "store_failed",
+                        tenant=self.tenant,
+                        error=str(exc),
+                        retry_in_s=delay,
+                        held_back=held,
+                    )
                 await self._sleep(delay)
 
     async def drain(self) -> None:
