@@ -3,12 +3,13 @@
 WeCom counts UTF-8 bytes: title <= 128 B, description <= 512 B, url <= 2048 B, and
 `btntxt` <= 4 characters. Text is cut by bytes, never inside a character, and user text in
 the description (which WeCom renders as limited HTML) is escaped, never cut inside an
-entity.
+entity. Control characters and bidi overrides in the sender's text become spaces.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,14 @@ URL_MAX_B = 2048
 _ELLIPSIS = "…"
 _NO_SUBJECT = "(无主题 / no subject)"
 _SENDER_MAX_B = 120
+# Mail text is the sender's: line breaks and other C0/C1 controls would break a card's
+# layout (or be refused by WeCom), and bidi overrides can make a sender look like another.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
+def _plain(text: str) -> str:
+    """`text` on one line: every run of control characters becomes one space."""
+    return _CONTROLS.sub(" ", text).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +58,9 @@ class MailLine:
         address = str(sender.get("address") or sender.get("raw") or "")
         shown = f"{name} <{address}>" if name and address else name or address or "?"
         return cls(
-            sender=shown,
-            subject=str(data.get("subject") or "") or _NO_SUBJECT,
-            summary=str(data.get("summary") or ""),
+            sender=_plain(shown),
+            subject=_plain(str(data.get("subject") or "")) or _NO_SUBJECT,
+            summary=_plain(str(data.get("summary") or "")),
         )
 
 

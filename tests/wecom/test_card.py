@@ -37,6 +37,21 @@ def test_empty_subject_gets_a_placeholder() -> None:
     assert mail_card(line, url="http://x", btntxt="详情").title == "(无主题 / no subject)"
 
 
+def test_control_characters_and_bidi_overrides_become_spaces() -> None:
+    """Line breaks, NULs and bidi overrides in a sender's text cannot break or disguise the
+    card: each run becomes one space, and a subject of controls only is no subject."""
+    line = MailLine.from_data(
+        {
+            "from": {"name": "Ann\u202eevil", "address": "a@b.c"},
+            "subject": "Pay\r\nnow\x00!",
+            "summary": "\x1b[31mred\u2028line",
+        }
+    )
+    assert line == MailLine("Ann evil <a@b.c>", "Pay now !", "[31mred line")
+    blank = MailLine.from_data({"from": {"address": "a@b.c"}, "subject": "\n\t\x7f"})
+    assert mail_card(blank, url="http://x", btntxt="详情").title == "(无主题 / no subject)"
+
+
 def test_digest_of_two_lists_both() -> None:
     """A short digest lists every mail and needs no "more" line."""
     lines = [MailLine("Ann <a@x>", "one", ""), MailLine("Ben <b@x>", "two", "")]
