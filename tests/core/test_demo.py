@@ -121,3 +121,31 @@ async def test_rate_limiter_caps_the_rate() -> None:
     await asyncio.gather(*(limiter.acquire() for _ in range(8)))
     # 2 go at once, the other 6 wait 1/20 s each.
     assert time.monotonic() - started >= 6 / 20 * 0.9
+
+
+def test_the_embedded_demo_config_is_the_shipped_one() -> None:
+    """The package's embedded demo config is the repository's config.toml, byte for byte."""
+    assert (ROOT / "bridge" / "demo_config.toml").read_bytes() == (
+        ROOT / "config.toml"
+    ).read_bytes()
+
+
+def test_demo_without_a_config_file_runs_on_the_embedded_one(tmp_path: Path) -> None:
+    """`exmail-bridge demo` in a folder without config.toml runs on the embedded config,
+    keeps its store in a temporary folder, and leaves the working folder empty."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXMAIL_BRIDGE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "demo", "--duration", "8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "running on the embedded demo config" in done.stdout
+    assert "季度报表已上传" in done.stdout
+    assert "signed in as bob" in done.stdout
+    assert "demo stopped" in done.stdout
+    assert list(tmp_path.iterdir()) == []
