@@ -34,7 +34,7 @@ from bridge.sources.registry import check_sources
 from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
-from bridge.supervise import Supervisor
+from bridge.supervise import Supervisor, stop_if_cancelled
 from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health, Readiness
 from bridge.web.serve import plan_listeners, serving
@@ -81,6 +81,7 @@ class Runtime:
 
 async def _publish_counts(store: Store, names: list[str]) -> None:
     while True:
+        stop_if_cancelled()
         for name in names:
             with contextlib.suppress(StoreError):
                 metrics.store_counts(name, await store.backlog(name), await store.dead_count(name))

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from bridge.errors import StoreError
 from bridge.logs import get_logger
 from bridge.store.base import Delivery, Store
-from bridge.supervise import crash_fields
+from bridge.supervise import crash_fields, stop_if_cancelled
 
 __all__ = ["HeldClaims"]
 
@@ -59,6 +59,7 @@ class HeldClaims:
         """Renew every held claim each third of the lease, until cancelled."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
+            stop_if_cancelled()
             try:
                 await self.renew_all()
             except Exception as exc:  # a dead renewer would let every held lease run out

@@ -30,7 +30,7 @@ from bridge.errors import SinkError, StoreError
 from bridge.logs import get_logger
 from bridge.quiet import Quiet
 from bridge.store.base import Delivery, Store
-from bridge.supervise import Supervisor
+from bridge.supervise import Supervisor, stop_if_cancelled
 from sinks.base import BatchSink, Sink
 
 __all__ = ["MAX_RETRY_AFTER_S", "Dispatcher", "next_try_delay_s"]
@@ -155,6 +155,7 @@ class Dispatcher:
     async def _run_batches(self, sink: BatchSink) -> None:
         # Batch sinks see a claim as a whole (to fold a burst): deliver it, then claim again.
         while not self._stopping.is_set():
+            stop_if_cancelled()
             try:
                 batch = await self._claim(self._concurrency)
                 if batch:
@@ -171,6 +172,7 @@ class Dispatcher:
         inflight: set[asyncio.Task[None]] = set()
         try:
             while not self._stopping.is_set():
+                stop_if_cancelled()
                 try:
                     await self._refill(inflight)
                 except StoreError as exc:

@@ -40,6 +40,7 @@ from bridge.sources.commit import Committer
 from bridge.sources.pending import Pending
 from bridge.states import StateBoard
 from bridge.store.base import Store
+from bridge.supervise import stop_if_cancelled
 from bridge.unread import UNREAD_MEMORY, UnreadMemory
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
@@ -121,6 +122,7 @@ class Listener:
             stored = await self._committer.retrying(lambda: self._store.get_version(self.name))
             self._directory.ver = stored
             while True:
+                stop_if_cancelled()
                 await self._round()
         finally:
             self._board.drop(self.name)

@@ -28,7 +28,7 @@ from bridge.sources.base import Source
 from bridge.startgate import StartGate
 from bridge.states import StateBoard
 from bridge.store.base import Store
-from bridge.supervise import crash_fields
+from bridge.supervise import crash_fields, stop_if_cancelled
 
 __all__ = ["Pool", "rendezvous_owner"]
 
@@ -154,6 +154,7 @@ class Pool:
         await self._gate.enter(listener.name)  # left when it listens or fails (the board)
         try:
             while True:
+                stop_if_cancelled()
                 try:
                     await listener.run()
                 except Exception as exc:  # a bug in one listener must not take the others down

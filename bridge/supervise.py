@@ -17,9 +17,21 @@ from collections.abc import Awaitable, Callable
 from bridge.backoffs import Backoff
 from bridge.logs import get_logger
 
-__all__ = ["Supervisor", "crash_fields"]
+__all__ = ["Supervisor", "crash_fields", "stop_if_cancelled"]
 
 log = get_logger(__name__)
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when the current task has been asked to stop.
+
+    redis-py can swallow the CancelledError of a command it was reading; the request still
+    counts in `Task.cancelling()`. A long-lived loop that calls this once per round ends
+    then anyway, instead of running on and hanging the shutdown that cancelled it once.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def crash_fields(exc: BaseException) -> dict[str, str]:
@@ -59,6 +71,7 @@ class Supervisor:
     async def run(self, job: Callable[[], Awaitable[None]], stopping: Callable[[], bool]) -> None:
         """Run `job`, restarting it after each crash, until it ends because of a stop."""
         while True:
+            stop_if_cancelled()
             started = time.monotonic()
             try:
                 await job()

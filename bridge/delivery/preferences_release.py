@@ -19,6 +19,7 @@ from bridge.delivery.preferences_rules import release_at
 from bridge.errors import StoreError
 from bridge.logs import get_logger
 from bridge.store.base import Routed, Store
+from bridge.supervise import stop_if_cancelled
 
 __all__ = ["HoldReleaser"]
 
@@ -44,6 +45,7 @@ class HoldReleaser:
     async def run(self) -> None:
         """Release due holds every `every_s` until cancelled; store errors are logged."""
         while True:
+            stop_if_cancelled()
             try:
                 await self.release_due()
             except StoreError as exc:

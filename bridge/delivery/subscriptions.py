@@ -31,6 +31,7 @@ from bridge.logs import get_logger
 from bridge.routing import Router
 from bridge.store.base import Routed
 from bridge.store.subscriptions import OutboxWithSubscriptions
+from bridge.supervise import stop_if_cancelled
 
 __all__ = ["BRIDGE_TENANT", "METRICS_LABEL", "SUBSCRIPTION_DISABLED", "SubscriptionRegistry"]
 
@@ -85,6 +86,7 @@ class SubscriptionRegistry:
     async def run(self) -> None:
         """Refresh until cancelled; store errors are logged and retried at the next tick."""
         while True:
+            stop_if_cancelled()
             try:
                 await self.refresh()
             except StoreError as exc:

@@ -22,6 +22,7 @@ from bridge.logs import get_logger
 from bridge.quiet import Quiet
 from bridge.routing import Router
 from bridge.store.base import CommitResult, Store
+from bridge.supervise import stop_if_cancelled
 
 __all__ = ["Committer"]
 
@@ -89,6 +90,7 @@ class Committer:
         """Run a store operation until it succeeds: a full disk must not lose a push."""
         store_backoff = Backoff(base_s=self._backoff_base_s, cap_s=STORE_BACKOFF_CAP_S)
         while True:
+            stop_if_cancelled()
             try:
                 return await op()
             except StoreError as exc:

@@ -26,6 +26,7 @@ from bridge.sources.commit import Committer
 from bridge.sources.recovery import Recovery
 from bridge.states import StateBoard
 from bridge.store.base import Store
+from bridge.supervise import stop_if_cancelled
 
 __all__ = ["CountReader", "Poller", "Watchlist", "phase"]
 
@@ -101,6 +102,7 @@ class Poller:
         try:
             await self._sleep(start_delay_s)
             while True:
+                stop_if_cancelled()
                 try:
                     await self._round()
                 except UpstreamError as exc:
