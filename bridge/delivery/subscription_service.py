@@ -25,13 +25,11 @@ from bridge.delivery.subscription_model import (
 )
 from bridge.delivery.targets import TargetRefused, check_target
 from bridge.errors import ApiError
-from bridge.logs import get_logger
 from bridge.store.subscriptions import AttemptQuery, OutboxWithSubscriptions
 
 __all__ = ["Principal", "SubscriptionService", "SubscriptionSpec"]
 
 ADMIN = "admin"
-log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +190,6 @@ class SubscriptionService:
         their scope (an admin may delete them)."""
         if not await self.store.delete_token(token_id):
             raise ApiError(404, "Not Found", f"no token {token_id}")
-        log.info("api_token_revoked", id=token_id)
 
 
 def _apply(sub: Subscription, spec: SubscriptionSpec, now: float) -> Subscription:

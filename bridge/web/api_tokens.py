@@ -1,7 +1,9 @@
 """`/v1/tokens`: scoped API tokens, admin only (`SubscriptionApi` checks that).
 
 The list shows what a token is for (id, tenants, description, created_at), never its
-value or its hash: the value is shown once, when made, and nowhere else.
+value or its hash: the value is shown once, when made, and nowhere else. A revocation is
+logged here, `api_token_revoked` with the id only (the CLI prints its own line instead:
+its stdout is its answer).
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from aiohttp import web
 
 from bridge.delivery.subscription_model import ApiToken, rfc3339
 from bridge.delivery.subscription_service import Principal, SubscriptionService
+from bridge.logs import get_logger
 from bridge.web import api_models as m
 from bridge.web.api_http import json_response, parse_body, query_cursor, query_int
 
 __all__ = ["TokenHandlers", "token_out"]
+
+log = get_logger(__name__)
 
 
 def token_out(token: ApiToken) -> m.TokenOut:
@@ -53,5 +58,7 @@ class TokenHandlers:
 
     async def revoke(self, request: web.Request, _: Principal) -> web.Response:
         """`DELETE /v1/tokens/{token_id}`: 204, or 404 when there is no such token."""
-        await self._service.revoke_token(request.match_info["token_id"])
+        token_id = request.match_info["token_id"]
+        await self._service.revoke_token(token_id)
+        log.info("api_token_revoked", id=token_id)
         return web.Response(status=204)
