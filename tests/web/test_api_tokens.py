@@ -135,3 +135,20 @@ async def test_a_token_revoked_on_one_replica_is_refused_on_another(
         assert status == 204
         async with http.get(other, headers=headers) as resp:
             assert resp.status == 401
+
+
+async def test_the_document_describes_list_and_revoke(api: ApiHarness) -> None:
+    """The served OpenAPI document has both operations with their answers, and the router
+    answers other methods on them 405 naming what is allowed."""
+    _, doc, _ = await api.call("GET", "/v1/openapi.json", token=None)
+    listing = doc["paths"]["/v1/tokens"]["get"]["responses"]["200"]
+    assert listing["content"]["application/json"]["schema"]["$ref"].endswith("/TokenList")
+    revoke = doc["paths"]["/v1/tokens/{token_id}"]["delete"]
+    assert set(revoke["responses"]) == {"204", "default"}
+    assert set(doc["components"]["schemas"]["TokenOut"]["properties"]) == {
+        "id", "tenants", "description", "created_at",
+    }  # fmt: skip
+    status, _, headers = await api.call("PUT", f"/v1/tokens/{new_id('tok')}")
+    assert (status, headers["Allow"]) == (405, "DELETE")
+    status, _, headers = await api.call("DELETE", "/v1/tokens")
+    assert (status, headers["Allow"]) == (405, "GET, POST")
