@@ -39,8 +39,7 @@ async def test_list_tokens_gives_every_token_by_id(store: Store) -> None:
 
 
 async def test_delete_token_stops_its_lookup_and_says_whether_it_existed(store: Store) -> None:
-    """Deleting a token by id removes it from the list and from the hash lookup, leaves the
-    others alone, and answers False the second time and for an unknown id."""
+    """delete_token drops one token from list and lookup; False again or for an unknown id."""
     subs = with_subscriptions(store)
     gone, kept = token("ebt_gone", at=100.0), token("ebt_kept", at=200.0)
     await subs.put_token(gone)
@@ -56,8 +55,7 @@ async def test_delete_token_stops_its_lookup_and_says_whether_it_existed(store: 
 async def test_a_token_deleted_through_one_handle_is_gone_for_another(
     store_maker: StoreMaker,
 ) -> None:
-    """A revocation through one store handle (a replica, the CLI) is seen by the next
-    lookup through another: nothing is cached."""
+    """A token deleted through one store handle is gone for the next lookup via another."""
     async with store_maker.open() as one, store_maker.open() as two:
         made = token("ebt_shared")
         await with_subscriptions(one).put_token(made)

@@ -27,8 +27,7 @@ def _leaks(raw: str, made: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_list_shows_each_token_without_its_value_or_hash(api: ApiHarness) -> None:
-    """GET /v1/tokens answers id, tenants, description and created_at of every token, oldest
-    first, and neither the value nor the hash of any."""
+    """GET /v1/tokens lists id, tenants, description, created_at by id; no value, no hash."""
     first = await _made(api, "acme", description="OA of acme")
     second = await _made(api, "beta", "gamma")
     async with api.http.get(
@@ -58,8 +57,7 @@ async def test_list_pages_by_cursor(api: ApiHarness) -> None:
 
 
 async def test_a_revoked_token_is_refused_at_its_next_request(api: ApiHarness) -> None:
-    """DELETE answers 204 and logs the id only; the token's very next request is 401,
-    and it is gone from the list, while other tokens still work."""
+    """DELETE is 204, logs the id only; the token's next request is 401, others still work."""
     doomed, other = await _made(api, "acme"), await _made(api, "acme")
     status, _, _ = await api.call("GET", "/v1/subscriptions", token=doomed["token"])
     assert status == 200
@@ -80,8 +78,7 @@ async def test_a_revoked_token_is_refused_at_its_next_request(api: ApiHarness) -
 
 
 async def test_revoking_an_unknown_token_is_404(api: ApiHarness) -> None:
-    """An id that is not a stored token (never made, already revoked, or the admin's)
-    answers 404 as a problem naming it."""
+    """An id never made, already revoked or the admin's answers a 404 problem naming it."""
     made = await _made(api, "acme")
     status, _, _ = await api.call("DELETE", f"/v1/tokens/{made['id']}")
     assert status == 204
@@ -118,8 +115,7 @@ async def test_a_scoped_token_may_neither_list_nor_revoke(api: ApiHarness) -> No
 async def test_a_token_revoked_on_one_replica_is_refused_on_another(
     api: ApiHarness, store_maker: StoreMaker
 ) -> None:
-    """Two replicas over one store: a token revoked through one is refused by the other at
-    its next request, though the other had just served it (nothing is cached)."""
+    """A token revoked through one replica is refused by another at once (nothing cached)."""
     made = await _made(api, "acme")
     port = free_port()
     headers = {"Authorization": f"Bearer {made['token']}"}
@@ -138,8 +134,7 @@ async def test_a_token_revoked_on_one_replica_is_refused_on_another(
 
 
 async def test_the_document_describes_list_and_revoke(api: ApiHarness) -> None:
-    """The served OpenAPI document has both operations with their answers, and the router
-    answers other methods on them 405 naming what is allowed."""
+    """The served document has both operations; other methods on them get 405 with Allow."""
     _, doc, _ = await api.call("GET", "/v1/openapi.json", token=None)
     listing = doc["paths"]["/v1/tokens"]["get"]["responses"]["200"]
     assert listing["content"]["application/json"]["schema"]["$ref"].endswith("/TokenList")

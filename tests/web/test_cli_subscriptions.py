@@ -97,8 +97,7 @@ def test_tokens_create_stores_only_the_hash(
 def test_tokens_list_and_revoke(
     store_maker: StoreMaker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """tokens list prints one line per token without its value; tokens revoke removes it,
-    so the store no longer finds it by its hash."""
+    """tokens list prints a line per token, no secret; revoke removes it from the store."""
     cfg = _config(tmp_path, store_maker)
     code, out, _ = _run(capsys, "tokens", "list", "-c", cfg)
     assert (code, out.strip()) == (0, "no tokens")
@@ -136,8 +135,7 @@ def test_tokens_list_and_revoke(
 def test_tokens_revoke_of_an_unknown_id_is_one_line_naming_it(
     store_maker: StoreMaker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Revoking an id that is not a token exits 1 with one line naming the id; without an
-    id it is a usage error (exit 2)."""
+    """Revoking an unknown id exits 1 with one line naming it; no id is a usage error (2)."""
     cfg = _config(tmp_path, store_maker)
     code, _, err = _run(capsys, "tokens", "revoke", "tok_nope", "-c", cfg)
     assert (code, err.strip()) == (1, "error: 404 Not Found: no token tok_nope")
