@@ -1,20 +1,23 @@
-"""`exmail-bridge subscriptions list|create|delete|rotate` and `exmail-bridge tokens create`.
+"""`exmail-bridge subscriptions list|create|delete|rotate` and `exmail-bridge tokens
+create|list|revoke`.
 
 They act as an admin directly on the store `[bridge] store` names (no HTTP, no running
-bridge needed); a running bridge picks the change up within `[api] refresh_s`. Secrets
-and tokens are printed once, when made, and never again.
+bridge needed); a running bridge picks a subscription change up within `[api] refresh_s`,
+and refuses a revoked token at its next request. Secrets and tokens are printed once,
+when made, and never again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from typing import Any
 
 from pydantic import ValidationError
 
 from bridge.config import Config, load_config
-from bridge.delivery.subscription_model import Subscription, rfc3339
+from bridge.delivery.subscription_model import ApiToken, Subscription, rfc3339
 from bridge.delivery.subscription_service import ADMIN_PRINCIPAL, SubscriptionService
 from bridge.delivery.subscriptions_app import service_for
 from bridge.errors import ApiError
@@ -32,6 +35,14 @@ def _line(sub: Subscription) -> str:
     return (
         f"{sub.id}  {state}  {sub.url}  events={','.join(sub.event_types)}"
         f"  tenants={','.join(sub.tenants)}  scope={scope}  created={rfc3339(sub.created_at)}"
+    )
+
+
+def _token_line(token: ApiToken) -> str:
+    description = json.dumps(token.description, ensure_ascii=False)  # quoted, one line
+    return (
+        f"{token.id}  tenants={','.join(token.tenants)}  description={description}"
+        f"  created={rfc3339(token.created_at)}"
     )
 
 
@@ -84,12 +95,23 @@ async def _token(service: SubscriptionService, args: argparse.Namespace) -> list
     return [f"id: {token.id}  tenants={','.join(token.tenants)}", f"token: {value}  (shown once)"]
 
 
+async def _tokens(service: SubscriptionService, _: argparse.Namespace) -> list[str]:
+    return [_token_line(t) for t in await service.list_tokens()] or ["no tokens"]
+
+
+async def _revoke(service: SubscriptionService, args: argparse.Namespace) -> list[str]:
+    await service.revoke_token(args.id)
+    return [f"revoked {args.id}"]
+
+
 _ACTIONS = {
     "list": _list,
     "create": _create,
     "delete": _delete,
     "rotate": _rotate,
     "token": _token,
+    "token-list": _tokens,
+    "token-revoke": _revoke,
 }
 
 

@@ -1,4 +1,4 @@
-"""Arguments of `exmail-bridge subscriptions …` and `tokens create`; the work is in
+"""Arguments of `exmail-bridge subscriptions …` and `tokens …`; the work is in
 `bridge.cli_subscriptions`, imported only when one of them runs (the CLI stays light for
 `healthcheck`)."""
 
@@ -35,7 +35,25 @@ def add_commands(sub: Any, with_config: WithConfig) -> None:
     subs.add_argument("--description", default="", help="create: a note")
     subs.add_argument("--secret", help="create: a whsec_ secret (default: a fresh one)")
     subs.add_argument("--grace-s", type=int, default=86400, help="rotate: old secret's grace")
-    tokens = with_config("tokens", "create scoped API tokens", _run("token"))
-    tokens.add_argument("action", choices=["create"])
-    tokens.add_argument("--tenant", action="append", required=True, help="tenant (repeat)")
-    tokens.add_argument("--description", default="", help="a note")
+    # The placeholder command is replaced below: the real one needs its parser (usage errors).
+    tokens = with_config("tokens", "create, list or revoke scoped API tokens", _run(None))
+    tokens.add_argument("action", choices=["create", "list", "revoke"])
+    tokens.add_argument("id", nargs="?", help="revoke: the token id (tok_…)")
+    tokens.add_argument("--tenant", action="append", help="create: tenant (repeat)")
+    tokens.add_argument("--description", default="", help="create: a note")
+    tokens.set_defaults(fn=_tokens_command(tokens))
+
+
+def _tokens_command(parser: argparse.ArgumentParser) -> Command:
+    run = {"create": _run("token"), "list": _run("token-list"), "revoke": _run("token-revoke")}
+
+    def command(args: argparse.Namespace) -> int:
+        if args.action == "create" and not args.tenant:
+            parser.error("create needs at least one --tenant")
+        if args.action == "revoke" and not args.id:
+            parser.error("revoke needs the token id")
+        if args.action != "revoke" and args.id:
+            parser.error(f"unexpected argument {args.id}")
+        return run[args.action](args)
+
+    return command

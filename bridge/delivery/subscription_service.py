@@ -180,6 +180,17 @@ class SubscriptionService:
         await self.store.put_token(token)
         return token, value
 
+    async def list_tokens(self) -> list[ApiToken]:
+        """Every scoped token, oldest first (hashes inside: callers show only the rest)."""
+        return await self.store.list_tokens()
+
+    async def revoke_token(self, token_id: str) -> None:
+        """Delete a scoped token: its next request is refused, on every replica.
+        ApiError 404 when there is no such token. Subscriptions made with it stay, with
+        their scope (an admin may delete them)."""
+        if not await self.store.delete_token(token_id):
+            raise ApiError(404, "Not Found", f"no token {token_id}")
+
 
 def _apply(sub: Subscription, spec: SubscriptionSpec, now: float) -> Subscription:
     def pick(new: Sequence[str] | None, old: tuple[str, ...]) -> tuple[str, ...]:

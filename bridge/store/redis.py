@@ -55,6 +55,7 @@ from bridge.store.redis_sources import RedisSourcesMixin
 from bridge.store.space import SpaceWatch
 from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
 from bridge.store.subscriptions_redis import RedisSubscriptions
+from bridge.store.tokens_redis import RedisTokens
 
 __all__ = ["RedisStore"]
 
@@ -64,6 +65,7 @@ class RedisStore(
     redis_order.OrderedOps,
     RedisSourcesMixin,
     RedisSubscriptions,
+    RedisTokens,
     Membership,
 ):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""

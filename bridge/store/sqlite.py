@@ -39,6 +39,7 @@ from bridge.store.space import SpaceWatch
 from bridge.store.sqlite_me import SqlitePreferencesMixin
 from bridge.store.sqlite_schema import connect
 from bridge.store.subscriptions_sqlite import SqliteSubscriptions
+from bridge.store.tokens_sqlite import SqliteTokens
 
 __all__ = ["SqliteStore"]
 
@@ -69,7 +70,7 @@ def _hold_run_lock(path: Path) -> int:
     return fd
 
 
-class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
+class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
     """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
 
     backend = _BACKEND

@@ -1,7 +1,8 @@
 """The store's contract for subscriptions, API tokens and delivery attempts.
 
-Both backends implement `SubscriptionStore` (as mixins: `SqliteSubscriptions`,
-`RedisSubscriptions`) and pass `tests/store/test_contract_subscriptions.py`.
+Both backends implement `SubscriptionStore` (as mixins: `SqliteSubscriptions` and
+`SqliteTokens`, `RedisSubscriptions` and `RedisTokens`) and pass
+`tests/store/test_contract_subscriptions.py` and `tests/store/test_contract_tokens.py`.
 
 A subscription's outbox is the ordinary per-sink outbox, under the subscription id as
 the sink name, so retries, dead letters and replay are the configured sinks' own.
@@ -25,6 +26,7 @@ __all__ = [
     "AttemptQuery",
     "OutboxWithSubscriptions",
     "SubscriptionStore",
+    "TokenStore",
     "with_subscriptions",
 ]
 
@@ -50,7 +52,24 @@ class AttemptQuery:
         )
 
 
-class SubscriptionStore(Protocol):
+class TokenStore(Protocol):
+    """Scoped API tokens, kept by the SHA-256 of their value (never the value)."""
+
+    async def put_token(self, token: ApiToken) -> None:
+        """Store a scoped API token (hashed)."""
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, or None. Read from the store on every call (no
+        cache), so a revocation is seen by the very next lookup on every replica."""
+
+    async def list_tokens(self) -> list[ApiToken]:
+        """Every token, sorted by id (creation order)."""
+
+    async def delete_token(self, token_id: str) -> bool:
+        """Forget the token, so its hash finds nothing any more; False when there was none."""
+
+
+class SubscriptionStore(TokenStore, Protocol):
     """Subscription storage; a `Store` that also keeps subscriptions implements it."""
 
     async def put_subscription(self, sub: Subscription) -> None:
@@ -74,12 +93,6 @@ class SubscriptionStore(Protocol):
 
     async def enqueue(self, sink: str, events: Sequence[Event]) -> int:
         """Append `events` to `sink`'s outbox, due now, bypassing dedupe (a resend)."""
-
-    async def put_token(self, token: ApiToken) -> None:
-        """Store a scoped API token (hashed)."""
-
-    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        """The token with this hash, or None."""
 
     async def record_attempts(
         self, items: Sequence[tuple[Attempt, Event]], *, keep_s: float, keep_max: int

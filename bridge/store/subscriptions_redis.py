@@ -1,6 +1,7 @@
-"""The Redis store's subscriptions, tokens and attempts (`SubscriptionStore`).
+"""The Redis store's subscriptions and attempts (`SubscriptionStore`, with `RedisTokens`).
 
-`RedisSubscriptions` is a mixin of `RedisStore`. Its keys are `SubKeys` (below, beside
+`RedisSubscriptions` is a mixin of `RedisStore`. Its keys and the tokens' (`tokens_redis`)
+are `SubKeys` (below, beside
 the outbox keys of `bridge.store.keys`, under the same prefix); its multi-key steps are
 the Lua scripts below, each atomic.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bridge.delivery.subscription_model import ApiToken, Attempt, Subscription, id_time
+from bridge.delivery.subscription_model import Attempt, Subscription, id_time
 from bridge.events import Event
 from bridge.store.keys import Keys
 from bridge.store.redis_codec import ms
@@ -45,7 +46,8 @@ class SubKeys:
         return f"{self.prefix}subs:health"
 
     def tokens(self) -> str:
-        """HASH SHA-256 of a scoped API token -> token record JSON. No TTL."""
+        """HASH SHA-256 of a scoped API token -> token record JSON (its id inside). No
+        TTL: a field goes when the token is revoked."""
         return f"{self.prefix}tokens"
 
     def attempts(self, sub_id: str) -> str:
@@ -184,18 +186,6 @@ class RedisSubscriptions:
         keys = [k.seq(), k.sinks(), k.due(sink), k.body(sink), k.wake(sink)]
         args = [ms(time.time()), sink, *(e.to_json() for e in events)]
         return int(await self._script("ENQUEUE", keys, args))
-
-    async def put_token(self, token: ApiToken) -> None:
-        """Store a scoped token."""
-        key = self._sub_keys.tokens()
-        await self._run("put_token", self._redis.hset(key, token.token_hash, token.to_record()))
-
-    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        """The token with this hash, or None."""
-        raw = await self._run(
-            "token_by_hash", self._redis.hget(self._sub_keys.tokens(), token_hash)
-        )
-        return None if raw is None else ApiToken.from_record(raw)
 
     async def record_attempts(
         self, items: Sequence[tuple[Attempt, Event]], *, keep_s: float, keep_max: int

@@ -1,8 +1,8 @@
-"""The SQLite store's subscriptions, tokens and attempts (`SubscriptionStore`).
+"""The SQLite store's subscriptions and attempts (`SubscriptionStore`, with `SqliteTokens`).
 
 `SqliteSubscriptions` is a mixin of `SqliteStore`: it runs its operations, each one
-transaction, on the store's one thread through `_call`. Its tables are `SCHEMA`, created
-with the rest in `sqlite_schema.connect`.
+transaction, on the store's one thread through `_call`. Its tables, and the tokens'
+(`tokens_sqlite`), are `SCHEMA`, created with the rest in `sqlite_schema.connect`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from bridge.delivery.subscription_model import ApiToken, Attempt, Subscription, id_floor
+from bridge.delivery.subscription_model import Attempt, Subscription, id_floor
 from bridge.events import Event
 from bridge.store.sqlite_ops import transaction
 from bridge.store.subscriptions import AttemptQuery
@@ -182,14 +182,6 @@ def _one(conn: sqlite3.Connection, sql: str, key: str) -> Any:
     return None if row is None else row[0]
 
 
-def _put_token(conn: sqlite3.Connection, token: ApiToken) -> None:
-    with transaction(conn):
-        conn.execute(
-            "INSERT INTO api_tokens VALUES (?, ?, ?)",
-            (token.token_hash, token.id, token.to_record()),
-        )
-
-
 class SqliteSubscriptions:
     """The `SubscriptionStore` half of `SqliteStore`."""
 
@@ -237,16 +229,6 @@ class SqliteSubscriptions:
         added = int(await self._call("enqueue", _enqueue, self._db, sink, rows, time.time()))
         self._notify({sink})
         return added
-
-    async def put_token(self, token: ApiToken) -> None:
-        """Store a scoped token."""
-        await self._call("put_token", _put_token, self._db, token)
-
-    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        """The token with this hash, or None."""
-        sql = "SELECT record FROM api_tokens WHERE token_hash = ?"
-        raw = await self._call("token_by_hash", _one, self._db, sql, token_hash)
-        return None if raw is None else ApiToken.from_record(raw)
 
     async def record_attempts(
         self, items: Sequence[tuple[Attempt, Event]], *, keep_s: float, keep_max: int

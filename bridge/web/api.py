@@ -13,15 +13,22 @@ from collections.abc import Awaitable, Callable, Sequence
 import orjson
 from aiohttp import web
 
-from bridge.delivery.subscription_model import Subscription, id_time, parse_rfc3339, rfc3339
+from bridge.delivery.subscription_model import Subscription, parse_rfc3339, rfc3339
 from bridge.delivery.subscription_replay import Replays, window_end
 from bridge.delivery.subscription_service import Principal, SubscriptionService, SubscriptionSpec
 from bridge.errors import ApiError, StoreError
 from bridge.logs import get_logger
 from bridge.web import api_models as m
 from bridge.web.api_auth import Authenticator, RateLimits
-from bridge.web.api_http import json_response, parse_body, problem_response, query_int
+from bridge.web.api_http import (
+    json_response,
+    parse_body,
+    problem_response,
+    query_cursor,
+    query_int,
+)
 from bridge.web.api_openapi import PATHS, openapi_document
+from bridge.web.api_tokens import TokenHandlers
 
 __all__ = ["SubscriptionApi", "spec_of", "sub_out"]
 
@@ -68,19 +75,6 @@ def _time_query(request: web.Request, name: str) -> float | None:
         raise ApiError(400, "Bad Request", f"{name}: must be an RFC 3339 time") from None
 
 
-def _cursor(request: web.Request, prefix: str) -> str | None:
-    raw = request.query.get("cursor")
-    if raw is None:
-        return None
-    try:
-        if not raw.startswith(f"{prefix}_"):
-            raise ValueError(raw)
-        id_time(raw)
-    except ValueError:
-        raise ApiError(400, "Bad Request", "cursor: not a cursor this API returned") from None
-    return raw
-
-
 class SubscriptionApi:
     """The `/v1/` routes."""
 
@@ -99,6 +93,7 @@ class SubscriptionApi:
         self._max_body = service.settings.max_body_bytes
         self._jobs: set[asyncio.Task[int]] = set()
         self._openapi = orjson.dumps(openapi_document())
+        self._tokens = TokenHandlers(service=service)
 
     def routes(self) -> Sequence[web.RouteDef]:
         """Every `/v1/` route, then a catch-all answering 404 or 405 as problems."""
@@ -117,7 +112,9 @@ class SubscriptionApi:
             web.get(f"{sub}/attempts", e(self._attempts), allow_head=False),
             web.post(f"{sub}/resend/{{event_id}}", e(self._resend)),
             web.post(f"{sub}/recover", e(self._recover)),
-            web.post("/v1/tokens", e(self._create_token, admin_only=True)),
+            web.post("/v1/tokens", e(self._tokens.create, admin_only=True)),
+            web.get("/v1/tokens", e(self._tokens.listing, admin_only=True), allow_head=False),
+            web.delete("/v1/tokens/{token_id}", e(self._tokens.revoke, admin_only=True)),
             web.route("*", "/v1/{tail:.*}", self._unknown),
         ]
 
@@ -162,7 +159,7 @@ class SubscriptionApi:
 
     async def _list(self, request: web.Request, who: Principal) -> web.Response:
         limit = query_int(request, "limit", 50, 1, 100)
-        cursor = _cursor(request, "sub")
+        cursor = query_cursor(request, "sub")
         subs = [s for s in await self._service.visible(who) if cursor is None or s.id > cursor]
         page = subs[:limit]
         next_cursor = page[-1].id if len(subs) > limit else None
@@ -219,7 +216,7 @@ class SubscriptionApi:
             status="failed" if status == "failed" else "succeeded" if status else None,
             since=_time_query(request, "since"),
             until=_time_query(request, "until"),
-            cursor=_cursor(request, "att"),
+            cursor=query_cursor(request, "att"),
             limit=query_int(request, "limit", 50, 1, 100),
         )
         data = [
@@ -262,18 +259,6 @@ class SubscriptionApi:
             log.error(
                 "subscription_recover_failed", job=task.get_name(), error=str(task.exception())
             )
-
-    async def _create_token(self, request: web.Request, who: Principal) -> web.Response:
-        body = await parse_body(request, m.TokenIn, self._max_body)
-        token, value = await self._service.create_token(body.tenants, body.description)
-        created = m.TokenCreated(
-            id=token.id,
-            token=value,
-            tenants=list(token.tenants),
-            description=token.description,
-            created_at=rfc3339(token.created_at),
-        )
-        return json_response(created, 201)
 
     async def aclose(self) -> None:
         """Cancel recovery jobs still running (they are safe to run again)."""

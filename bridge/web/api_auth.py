@@ -4,6 +4,10 @@
   constant time, every one of them, whatever matched. Scoped tokens (`ebt_…`, made by
   `POST /v1/tokens` or `exmail-bridge tokens create`) are looked up by their SHA-256, and
   the stored hash is compared in constant time too.
+- Nothing about scoped tokens is cached: every request looks its token up in the shared
+  store, so a token revoked (`DELETE /v1/tokens/{token_id}`, `exmail-bridge tokens
+  revoke`) through any replica or the CLI is refused at its next request on every replica.
+  Its rate bucket may linger here, but the lookup refuses it before the bucket is asked.
 - Refusals name the reason: 401 for a missing, malformed or unknown token; 403 (from the
   handlers) for a token that may not do what it asked.
 - Each token has its own token bucket (`[api] rate_per_s`, `rate_burst`) on each replica;

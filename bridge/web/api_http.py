@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bridge.delivery.subscription_model import id_time
 from bridge.errors import ApiError
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "json_response",
     "parse_body",
     "problem_response",
+    "query_cursor",
     "query_int",
 ]
 
@@ -95,3 +97,17 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ApiError(400, "Bad Request", f"{name}: must be an integer from {low} to {high}")
     return int(raw)
+
+
+def query_cursor(request: web.Request, prefix: str) -> str | None:
+    """The `cursor` query parameter, an id of `prefix`; ApiError 400 when it is not one."""
+    raw = request.query.get("cursor")
+    if raw is None:
+        return None
+    try:
+        if not raw.startswith(f"{prefix}_"):
+            raise ValueError(raw)
+        id_time(raw)
+    except ValueError:
+        raise ApiError(400, "Bad Request", "cursor: not a cursor this API returned") from None
+    return raw

@@ -30,6 +30,8 @@ __all__ = [
     "TestOut",
     "TokenCreated",
     "TokenIn",
+    "TokenList",
+    "TokenOut",
 ]
 
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -199,14 +201,27 @@ class JobOut(_Out):
     until: Timestamp
 
 
-class TokenCreated(_Out):
-    """A scoped token; `token` is shown only this once."""
+class TokenOut(_Out):
+    """A scoped token, without its value or hash (neither is ever shown again)."""
 
     id: str
-    token: str
     tenants: list[str]
     description: str
     created_at: Timestamp
+
+
+class TokenCreated(TokenOut):
+    """A scoped token just made; `token` is shown only this once."""
+
+    token: str
+
+
+class TokenList(_Out):
+    """One page of scoped tokens, by id (creation order); `next_cursor` is null on the
+    last page."""
+
+    data: list[TokenOut]
+    next_cursor: str | None
 
 
 class Problem(_Out):

@@ -30,6 +30,7 @@ _OUT = (
     m.ResendOut,
     m.JobOut,
     m.TokenCreated,
+    m.TokenList,
     m.Problem,
 )
 _SUB_ID: dict[str, Any] = {
@@ -37,6 +38,12 @@ _SUB_ID: dict[str, Any] = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "pattern": "^sub_[0-9a-v]{26}$"},
+}
+_TOKEN_ID: dict[str, Any] = {
+    "name": "token_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^tok_[0-9a-v]{26}$"},
 }
 _CURSOR: dict[str, Any] = {"name": "cursor", "in": "query", "schema": {"type": "string"}}
 _LIMIT: dict[str, Any] = {
@@ -136,7 +143,19 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/v1/tokens": {
-            "post": _op("Create a scoped token (admin)", (201, m.TokenCreated), body=m.TokenIn)
+            "post": _op("Create a scoped token (admin)", (201, m.TokenCreated), body=m.TokenIn),
+            "get": _op(
+                "List scoped tokens, without their values (admin)",
+                (200, m.TokenList),
+                params=[_CURSOR, _LIMIT],
+            ),
+        },
+        "/v1/tokens/{token_id}": {
+            "delete": _op(
+                "Revoke a scoped token: refused from its next request on (admin)",
+                (204, None),
+                params=[_TOKEN_ID],
+            )
         },
     }
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 
 from bridge.delivery.subscription_model import (
-    ApiToken,
     Attempt,
     Subscription,
-    hash_token,
     new_id,
     new_secret,
 )
@@ -117,18 +115,6 @@ async def test_enqueue_bypasses_dedupe_and_is_due_now(store: Store) -> None:
     again = await store.claim("a", limit=10, lease_s=30)
     assert [d.event for d in again] == [ev(1), ev(2)]
     assert all(d.attempt == 0 for d in again)
-
-
-async def test_tokens_are_found_by_hash_only(store: Store) -> None:
-    """A stored token is found by the hash of its value, and by nothing else."""
-    subs = with_subscriptions(store)
-    token = ApiToken(
-        id=new_id("tok"), token_hash=hash_token("ebt_secret"), tenants=("acme",), created_at=1.0
-    )
-    await subs.put_token(token)
-    assert await subs.token_by_hash(hash_token("ebt_secret")) == token
-    assert await subs.token_by_hash(hash_token("ebt_other")) is None
-    assert await subs.token_by_hash("ebt_secret") is None
 
 
 async def test_attempts_track_failing_since_and_filter(store: Store) -> None:

@@ -165,4 +165,5 @@ async def test_openapi_document_is_served_without_a_token(api: ApiHarness) -> No
         "/v1/subscriptions/{id}/resend/{event_id}",
         "/v1/subscriptions/{id}/recover",
         "/v1/tokens",
+        "/v1/tokens/{token_id}",
     }

@@ -1,4 +1,5 @@
-"""`exmail-bridge subscriptions …` and `tokens create` act on the store, both backends."""
+"""`exmail-bridge subscriptions …` and `tokens create|list|revoke` act on the store, both
+backends."""
 
 from __future__ import annotations
 
@@ -91,3 +92,54 @@ def test_tokens_create_stores_only_the_hash(
 
     found = asyncio.run(lookup())
     assert getattr(found, "tenants", None) == ("acme",)
+
+
+def test_tokens_list_and_revoke(
+    store_maker: StoreMaker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tokens list prints a line per token, no secret; revoke removes it from the store."""
+    cfg = _config(tmp_path, store_maker)
+    code, out, _ = _run(capsys, "tokens", "list", "-c", cfg)
+    assert (code, out.strip()) == (0, "no tokens")
+    _, out, _ = _run(
+        capsys, "tokens", "create", "-c", cfg, "--tenant", "acme", "--tenant", "beta",
+        "--description", 'OA "prod"',
+    )  # fmt: skip
+    token_id, value = _grab(r"id: (tok_\S+)", out), _grab(r"token: (ebt_\S+)", out)
+    _, out, _ = _run(capsys, "tokens", "create", "-c", cfg, "--tenant", "gamma")
+    kept = _grab(r"id: (tok_\S+)", out)
+    code, out, _ = _run(capsys, "tokens", "list", "-c", cfg)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    line = next(x for x in lines if x.startswith(token_id))
+    assert re.fullmatch(
+        rf'{token_id}  tenants=acme,beta  description="OA \\"prod\\""'
+        r"  created=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",
+        line,
+    ), line
+    secrets = {"the token": value, "its hash": hash_token(value)}
+    assert [name for name, secret in secrets.items() if secret in out] == []
+    code, out, _ = _run(capsys, "tokens", "revoke", token_id, "-c", cfg)
+    assert (code, out.strip()) == (0, f"revoked {token_id}")
+    code, out, _ = _run(capsys, "tokens", "list", "-c", cfg)
+    assert [x.split()[0] for x in out.strip().splitlines()] == [kept]
+
+    async def lookup() -> object:
+        async with store_maker.open() as store:
+            return await with_subscriptions(store).token_by_hash(hash_token(value))
+
+    assert asyncio.run(lookup()) is None
+
+
+def test_tokens_revoke_of_an_unknown_id_is_one_line_naming_it(
+    store_maker: StoreMaker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Revoking an unknown id exits 1 with one line naming it; no id is a usage error (2)."""
+    cfg = _config(tmp_path, store_maker)
+    code, _, err = _run(capsys, "tokens", "revoke", "tok_nope", "-c", cfg)
+    assert (code, err.strip()) == (1, "error: 404 Not Found: no token tok_nope")
+    with pytest.raises(SystemExit) as exited:
+        main(["tokens", "revoke", "-c", cfg])
+    assert exited.value.code == 2
+    assert "revoke needs the token id" in capsys.readouterr().err
