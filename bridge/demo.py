@@ -52,6 +52,7 @@ MAILS = [
     ("bob@acme.com", '"李娜"<li.na@supplier.com.cn>', "发货通知 #A-1024", "预计明天到达。"),
 ]
 EMBEDDED = "demo_config.toml"  # a copy of the repository's config.toml, kept equal by a test
+EMBEDDED_STORE = "sqlite:///./data/bridge.db"
 SENT_AT: dict[str, float] = {}  # subject -> when it was injected (monotonic)
 CARD_LINKS: list[str] = []  # the "open this mail" links of the WeCom cards seen
 
@@ -272,15 +273,24 @@ async def _show(
     await stop.wait()
 
 
+def embedded_config(folder: Path) -> Path:
+    """The embedded demo config written into `folder`, its SQLite store inside `folder`
+    too (absolute, so no ./data of the working folder is ever opened)."""
+    text = resources.files("bridge").joinpath(EMBEDDED).read_text(encoding="utf-8")
+    store = f"sqlite:///{(folder / 'data' / 'bridge.db').resolve()}"
+    target = folder / "config.toml"
+    target.write_text(text.replace(f'"{EMBEDDED_STORE}"', f'"{store}"'), encoding="utf-8")
+    return target
+
+
 def demo(config_path: str | None, duration_s: float = 0.0) -> int:
     """Run the demo until Ctrl-C (or for `duration_s` seconds when > 0); on the embedded
     demo config, with its store in a temporary folder, when no config file is given or
     found."""
     with contextlib.ExitStack() as stack:
         if not config_path and not os.environ.get(ENV_CONFIG) and not Path("config.toml").exists():
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exmail-demo-")))
-            config_path = str(folder / "config.toml")
-            Path(config_path).write_bytes(resources.files("bridge").joinpath(EMBEDDED).read_bytes())
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="exmail-demo-"))
+            config_path = str(embedded_config(Path(folder)))
             print("no config.toml here: running on the embedded demo config", flush=True)
         config = load_config(config_path, to_run=True)
         logs.configure("warning", "console")

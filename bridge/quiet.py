@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["Quiet"]
+__all__ = ["MAX_KEYS", "Quiet"]
+
+MAX_KEYS = 1000  # distinct keys remembered; an error text with ids in it must not grow this
 
 
 class Quiet:
@@ -31,5 +33,8 @@ class Quiet:
         if now < self._next.get(key, 0.0):
             self._held[key] = self._held.get(key, 0) + 1
             return None
+        if len(self._next) >= MAX_KEYS and key not in self._next:
+            self._next.clear()  # many distinct texts: start over rather than grow
+            self._held.clear()
         self._next[key] = now + self._every_s
         return self._held.pop(key, 0)

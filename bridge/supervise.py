@@ -76,10 +76,12 @@ class Supervisor:
             try:
                 await job()
             except Exception as exc:
+                stop_if_cancelled()  # a job failing because it was stopped did not crash
                 self._crashed(exc)
             else:
                 if stopping():
                     return
+                stop_if_cancelled()  # it returned because it was cancelled (and swallowed it)
                 self._crashed(RuntimeError("returned before it was stopped"))
             if time.monotonic() - started > self._stable_s:
                 self._backoff.reset()

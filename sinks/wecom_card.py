@@ -3,7 +3,7 @@
 WeCom counts UTF-8 bytes: title <= 128 B, description <= 512 B, url <= 2048 B, and
 `btntxt` <= 4 characters. Text is cut by bytes, never inside a character, and user text in
 the description (which WeCom renders as limited HTML) is escaped, never cut inside an
-entity. Control characters and bidi overrides in the sender's text become spaces.
+entity. Control, zero-width and bidi characters in the sender's text become spaces.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ _NO_SUBJECT = "(无主题 / no subject)"
 _SENDER_MAX_B = 120
 # Mail text is the sender's: line breaks and other C0/C1 controls would break a card's
 # layout (or be refused by WeCom), and bidi overrides can make a sender look like another.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+_CONTROLS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]+"
+)
 
 
 def _plain(text: str) -> str:
@@ -54,11 +56,11 @@ class MailLine:
     def from_data(cls, data: Mapping[str, Any]) -> MailLine:
         """From an `exmail.mail.received` event's data."""
         sender = data.get("from") or {}
-        name = str(sender.get("name") or "")
-        address = str(sender.get("address") or sender.get("raw") or "")
+        name = _plain(str(sender.get("name") or ""))
+        address = _plain(str(sender.get("address") or sender.get("raw") or ""))
         shown = f"{name} <{address}>" if name and address else name or address or "?"
         return cls(
-            sender=_plain(shown),
+            sender=shown,
             subject=_plain(str(data.get("subject") or "")) or _NO_SUBJECT,
             summary=_plain(str(data.get("summary") or "")),
         )

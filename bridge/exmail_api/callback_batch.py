@@ -81,8 +81,10 @@ class GroupCommit:
                 for waiting in group:
                     waiting.settle(exc)
             except BaseException as exc:
+                # Everyone waiting is answered 503 now, so nobody may commit them later.
+                rest, self._queue = self._queue, []
                 failure = StoreError(f"interrupted: {type(exc).__name__}", backend="", op="commit")
-                for waiting in [*group, *self._queue]:
+                for waiting in [*group, *rest]:
                     waiting.settle(failure)
                 raise
 

@@ -105,7 +105,7 @@ class Keys:
 
     def nonce(self, key: str) -> str:
         """STRING "1": a callback's (signature, nonce) key, remembered to refuse replays.
-        TTL = the replay window (SET NX PX)."""
+        TTL = the replay window (SET PX by the COMMIT script, with the callback's events)."""
         return f"{self.prefix}nonce:{key}"
 
     def secret(self, name: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Self, TypeVar
 
 from bridge.errors import StoreError, StoreFullError
 from bridge.events import Event
+from bridge.logs import get_logger
 from bridge.store import sqlite_ops as ops
 from bridge.store import sqlite_order, sqlite_sources
 from bridge.store.base import (
@@ -43,6 +44,7 @@ from bridge.store.tokens_sqlite import SqliteTokens
 
 __all__ = ["SqliteStore"]
 
+log = get_logger(__name__)
 _BACKEND = "sqlite"
 _IN_LINE = "@line"  # ref mark of an ordered claim: acking it moves its mailbox's line on
 _PRUNE_EVERY_S = 10.0
@@ -173,7 +175,11 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
         self._notify(sinks)
         if now >= self._next_prune:
             self._next_prune = now + _PRUNE_EVERY_S
-            await self._call("prune", ops.prune, self._db, now - self._window_s, now)
+            # housekeeping: the commit has landed, so its failure must not fail the commit
+            try:
+                await self._call("prune", ops.prune, self._db, now - self._window_s, now)
+            except StoreError as exc:
+                log.warning("store_prune_failed", error=str(exc))
         return CommitResult(emitted=emitted, duplicates=duplicates, replayed=frozenset(replayed))
 
     async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:

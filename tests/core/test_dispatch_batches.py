@@ -16,8 +16,7 @@ async def _delivered(receiver: Receiver, count: int) -> bool:
 
 
 async def test_burst_is_acked_in_batches(store_maker: StoreMaker) -> None:
-    """Forty deliveries in flight eight at a time are all acked, in far fewer store calls
-    than deliveries (Redis counts the scripts; SQLite must simply deliver them all)."""
+    """Forty deliveries in flight eight at a time are all acked in batched store calls."""
     receiver = Receiver(plan=lambda _mailbox, _attempt: (204, {}))
     async with store_maker.open() as store:
         await commit_mails(store, *(f"u{n}@acme.com" for n in range(BURST)))

@@ -70,8 +70,7 @@ async def _scripts_run(maker: StoreMaker) -> int:
 async def test_crash_mid_batch_loses_nothing(
     exmail_sim: ExmailSim, store_maker: StoreMaker
 ) -> None:
-    """A commit that fails part-way leaves none of the batch behind, is retried, and then
-    stores every push of the read exactly once."""
+    """A commit failing part-way leaves nothing, is retried, and stores each push once."""
     _one_read(exmail_sim)
     async with store_maker.open() as store, running(exmail_sim, store) as run:
         await until(lambda: _state_is(run.board.get("acme"), "connected"))

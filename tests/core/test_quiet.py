@@ -17,8 +17,7 @@ from tests.core.test_dispatch import Receiver, dispatching
 
 
 def test_one_line_per_interval_then_the_count_held_back() -> None:
-    """The first line passes, repeats within the interval are held back and counted, and
-    the next line after it carries that count; other keys are not held back."""
+    """One line per key per interval passes; the next one carries how many were held back."""
     now = [100.0]
     quiet = Quiet(every_s=10.0, clock=lambda: now[0])
     assert quiet.allow("down") == 0
@@ -30,8 +29,7 @@ def test_one_line_per_interval_then_the_count_held_back() -> None:
 
 
 async def test_twenty_dispatchers_on_a_dead_store_log_one_line(store: Store) -> None:
-    """Twenty dispatchers whose claims all fail for two seconds write one
-    `dispatch_store_failed` line, not one per dispatcher per retry."""
+    """Twenty dispatchers failing on a dead store for 2 s write one dispatch_store_failed line."""
     # a text no other test uses: the interval is per process and per error text
     down = StoreError(f"connection refused {uuid.uuid4()}", backend=store.backend, op="claim")
 

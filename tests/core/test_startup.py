@@ -113,8 +113,7 @@ async def test_failed_tenant_counts_as_settled_and_is_named(
 
 
 async def test_start_order_follows_the_rate_budget(exmail_sim: ExmailSim, tmp_path: Path) -> None:
-    """No fixed window: every tenant starts at once and takes its turn at the shared rate
-    limiter, round robin, so each tenant's first request comes before any second one."""
+    """Tenants take turns at the shared rate limiter: every first request before any second one."""
     exmail_sim.state.configure(hold_s=60.0)
     grants: list[str] = []
     real = RateLimiter.acquire

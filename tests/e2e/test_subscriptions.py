@@ -86,8 +86,7 @@ async def _committed(e2e: Harness, bridge: BridgeProcess) -> float:
 @pytest.mark.parametrize("e2e_store", ["redis"], indirect=True)
 @pytest.mark.timeout(150)
 async def test_two_replicas_both_deliver_a_subscription_made_on_one(e2e: Harness) -> None:
-    """Made on one replica, a subscription is routed by both within 2 s: mails committed
-    by either replica's listeners, sent 2.5 s after it was made, all reach it."""
+    """A subscription made on one replica gets the mails committed by either replica."""
     one, base_one = await _start(e2e, "r1", TENANTS)
     two, _ = await _start(e2e, "r2", TENANTS)
 

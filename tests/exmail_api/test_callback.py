@@ -306,8 +306,7 @@ async def test_secrets_never_reach_logs_or_answers(rx: Receiver) -> None:
 
 
 async def test_a_replay_in_a_busy_group_leaves_the_others_committed(rx: Receiver) -> None:
-    """A replay arriving together with fresh callbacks is refused; the fresh ones in its
-    group are committed all the same."""
+    """A replay arriving with fresh callbacks is refused; the fresh ones are committed."""
     first = sealed(mail_xml(mail_id="m-first"))
     assert (await rx.post(first)).status == 200
     fresh = [sealed(mail_xml(mail_id=f"m-{n}")) for n in range(5)]
@@ -317,8 +316,7 @@ async def test_a_replay_in_a_busy_group_leaves_the_others_committed(rx: Receiver
 
 
 async def test_a_slow_commit_answers_503_in_time_and_still_lands(rx: Receiver) -> None:
-    """A commit slower than the answer deadline: 503 at once, the commit finishes anyway,
-    and Tencent's retry of the same request is then one event, not two."""
+    """A slow commit answers 503 in time, still lands, and Tencent's retry adds no event."""
     real = rx.store.commit
 
     async def slow(*args: Any, **kwargs: Any) -> Any:
@@ -338,8 +336,7 @@ async def test_a_slow_commit_answers_503_in_time_and_still_lands(rx: Receiver) -
 
 
 async def test_watched_mailboxes_move_their_baselines(store: Store) -> None:
-    """A callback for a watched mailbox stores its count as the baseline with the event, so
-    the reconcile after a restart does not announce the same mail again."""
+    """A watched mailbox's callback count becomes its baseline, committed with the event."""
     tenant = api_tenant(watch=["boss@globex.com"])
     async with serving(store, tenant) as rx:
         assert (await rx.post(sealed(mail_xml(new_count=7)))).status == 200

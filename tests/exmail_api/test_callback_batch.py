@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
+from unittest.mock import patch
 
 from bridge.errors import CallbackRefused
 from bridge.exmail_api.callback_batch import GroupCommit
@@ -36,8 +39,7 @@ async def _outcomes(group: GroupCommit, items: list[Verified]) -> list[str]:
 
 
 async def test_a_stored_replay_in_a_group_leaves_the_rest_committed(store: Store) -> None:
-    """One group holding an already committed callback: that one is a replay, the others
-    in the same group are committed."""
+    """A stored replay inside a group is refused; the rest of the group is committed."""
     group = _group(store)
     old, *fresh = _verified("m-old", "m-1", "m-2", "m-3")
     assert await group.submit(old) == "committed"
@@ -56,8 +58,7 @@ async def test_copies_inside_one_group_commit_once(store: Store) -> None:
 
 
 async def test_a_replayed_count_does_not_reach_the_baselines(store: Store) -> None:
-    """A group refused for a replay is committed again without it: only the fresh
-    callback's count reaches the watched mailbox's baseline."""
+    """A replayed callback's count never reaches the watched mailbox's baseline."""
     tenant = api_tenant(watch=["boss@globex.com"])
     router = Router(routes=(), sinks=[SINK])
     committer = Committer(tenant=tenant.name, store=store, router=router, backoff_base_s=0.01)
@@ -73,3 +74,33 @@ async def test_a_replayed_count_does_not_reach_the_baselines(store: Store) -> No
     assert await group.submit(old) == "committed"
     assert await _outcomes(group, [new, old]) == ["committed", "replay"]
     assert await store.get_baselines("globex") == {"boss@globex.com": 3}
+
+
+async def test_callbacks_failed_by_a_crash_are_never_committed_later(store: Store) -> None:
+    """A group commit crashing fails every waiting callback at once; none is committed later."""
+    group = _group(store)
+    first, queued, later = _verified("m-1", "m-2", "m-3")
+    real = group._committer.commit_once
+    calls = 0
+
+    async def crashing(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.05)  # `queued` arrives meanwhile
+            raise RuntimeError("a bug")
+        return await real(*args, **kwargs)
+
+    with patch.object(group._committer, "commit_once", crashing):
+        answers = await asyncio.gather(
+            group.submit(first), _after(0.01, group.submit(queued)), return_exceptions=True
+        )
+        assert [type(a).__name__ for a in answers] == ["StoreError", "StoreError"]
+        assert await group.submit(later) == "committed"
+    claimed = await store.claim(SINK, limit=10, lease_s=60)
+    assert [d.event.data["mail_id"] for d in claimed] == ["m-3"]
+
+
+async def _after(delay_s: float, job: Awaitable[str]) -> str:
+    await asyncio.sleep(delay_s)
+    return await job

@@ -20,8 +20,7 @@ BOB = member_key("wwsimcorp", "bob")
 async def test_member_tunes_the_page_and_the_sink_obeys(
     wecom_sim: WecomSim, tmp_path: Path
 ) -> None:
-    """Quiet hours hold a normal mail, a VIP mail arrives at once, a [CI] mail shows as
-    muted, and at the end of the quiet hours the held mail arrives as one digest card."""
+    """Settings saved in the browser hold, pass, mute and then digest the member's mails."""
     wall = FakeClock(shanghai("2026-11-30 21:30"))
     async with (
         serve_me(wecom_sim, tmp_path, clock=wall, session_ttl_s=86400) as site,

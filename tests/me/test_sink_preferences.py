@@ -31,8 +31,7 @@ QUIET = Preferences(
 async def test_quiet_hours_hold_vip_passes_and_one_digest_follows(
     wecom_sim: WecomSim, store: Store
 ) -> None:
-    """At 23:00 a normal mail is held, a VIP mail arrives at once, a [CI] mail is muted;
-    at 07:00 the held mails arrive as ONE digest card."""
+    """Quiet hours hold a mail, let a VIP pass, mute [CI], then release one digest card."""
     wall = FakeClock(shanghai("2026-11-30 23:00"))
     await store.set_preferences(BOB, QUIET)
     async with gated_sink(wecom_sim, store, wall) as gated:

@@ -29,8 +29,7 @@ async def test_a_remembered_nonce_makes_the_commit_write_nothing(store: Store) -
 
 
 async def test_nonces_without_events_are_remembered(store: Store) -> None:
-    """A commit of nonces alone (ignored callbacks) remembers them; no nonces is a plain
-    commit."""
+    """Nonces committed without events (ignored callbacks) are remembered too."""
     assert (await _commit(store, nonces=["sig:quiet"])).replayed == frozenset()
     assert (await _commit(store, nonces=["sig:quiet"])).replayed == {"sig:quiet"}
     assert (await _commit(store, 3, nonces=[])).emitted == 1
@@ -53,8 +52,7 @@ async def test_a_nonce_expires(store: Store) -> None:
 
 
 async def test_nonces_are_shared_between_store_instances(store_maker: StoreMaker) -> None:
-    """A nonce remembered through one open store refuses a commit through another
-    (replicas)."""
+    """A nonce remembered through one store refuses a commit through another (replicas)."""
     async with store_maker.open() as first, store_maker.open() as second:
         assert (await _commit(first, 1, nonces=["shared"])).replayed == frozenset()
         assert (await _commit(second, 2, nonces=["shared"])).replayed == {"shared"}

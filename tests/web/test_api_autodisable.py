@@ -19,8 +19,7 @@ def api_settings() -> dict[str, object]:
 async def test_a_subscription_failing_for_too_long_is_disabled(
     api: ApiHarness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Failing every attempt past disable_after_s disables it, logs, and tells the admin
-    sinks with an exmail.subscription.disabled event."""
+    """A subscription failing past disable_after_s is disabled, logged and announced."""
     created = await api.create()
     api.receiver.answer(503)
     await api.commit(api.event(1))

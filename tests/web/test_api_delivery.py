@@ -26,8 +26,7 @@ async def test_commit_routes_to_matching_subscriptions_only(api: ApiHarness) -> 
 
 
 async def test_rotation_signs_with_both_secrets_during_the_grace(api: ApiHarness) -> None:
-    """During the grace a receiver holding only the old secret and one holding only the
-    new both verify; after it, only the new one does."""
+    """During the grace old and new secrets both verify; after it only the new one does."""
     created = await api.create(url=api.receiver.url("/old"))
     new_secret = whsec()
     new_only = WebhookReceiver(secret=new_secret)

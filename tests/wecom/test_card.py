@@ -38,8 +38,7 @@ def test_empty_subject_gets_a_placeholder() -> None:
 
 
 def test_control_characters_and_bidi_overrides_become_spaces() -> None:
-    """Line breaks, NULs and bidi overrides in a sender's text cannot break or disguise the
-    card: each run becomes one space, and a subject of controls only is no subject."""
+    """Control, zero-width and bidi characters in a sender's text each become one space."""
     line = MailLine.from_data(
         {
             "from": {"name": "Ann\u202eevil", "address": "a@b.c"},
@@ -48,8 +47,8 @@ def test_control_characters_and_bidi_overrides_become_spaces() -> None:
         }
     )
     assert line == MailLine("Ann evil <a@b.c>", "Pay now !", "[31mred line")
-    blank = MailLine.from_data({"from": {"address": "a@b.c"}, "subject": "\n\t\x7f"})
-    assert mail_card(blank, url="http://x", btntxt="详情").title == "(无主题 / no subject)"
+    blank = MailLine.from_data({"from": {"name": "\u200b\ufeff"}, "subject": "\n\t\x7f"})
+    assert (blank.sender, blank.subject) == ("?", "(无主题 / no subject)")
 
 
 def test_digest_of_two_lists_both() -> None:
