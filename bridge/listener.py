@@ -69,6 +69,25 @@ def _reason(exc: UpstreamError) -> str:
 class Listener:
     """Runs one tenant's listen loop until cancelled."""
 
+    # 10,000 of these live as long as the process: no per-instance dict.
+    __slots__ = (
+        "_board",
+        "_committer",
+        "_directory",
+        "_gap",
+        "_held",
+        "_pacer",
+        "_router",
+        "_settings",
+        "_sleep",
+        "_store",
+        "_unread",
+        "_upstream",
+        "backoff",
+        "polls",
+        "tenant",
+    )
+
     def __init__(
         self,
         *,

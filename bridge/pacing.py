@@ -20,6 +20,8 @@ __all__ = ["PollPacer"]
 class PollPacer:
     """Says how long to wait before the next poll of one tenant."""
 
+    __slots__ = ("_backoff", "_clock", "_started_at", "min_interval_s")
+
     def __init__(
         self,
         *,

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from bridge import metrics
 from bridge.config import ExmailSection, TenantConfig
@@ -57,6 +58,9 @@ class ExmailClient:
         self._settings = settings
         self._rate = rate
         self._api = settings.api_base.rstrip("/")
+        # Parsed once: aiohttp would parse a string URL again on every request.
+        self._token_url = URL(settings.token_url)
+        self._urls: dict[str, URL] = {}
         self._tokens = TokenCache(margin_s=settings.token_refresh_margin_s)
         self._http = Exchange(
             session=session,
@@ -81,7 +85,7 @@ class ExmailClient:
             "client_secret": tenant.client_secret.get_secret_value(),
         }
         try:
-            obj = await self._post(tenant, "token", self._settings.token_url, form, {})
+            obj = await self._post(tenant, "token", self._token_url, form, {})
             token, expires_in_s = _token_of(obj)
         except UpstreamError:
             metrics.token_refresh("exmail", ok=False)
@@ -159,14 +163,20 @@ class ExmailClient:
         token: str,
         max_bytes: int | None,
     ) -> Any:
-        url = f"{self._api}/openapi/{endpoint}"
+        url = self._url(endpoint)
         return await self._post(tenant, endpoint, url, form, _bearer(token), max_bytes)
+
+    def _url(self, endpoint: str) -> URL:
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = URL(f"{self._api}/openapi/{endpoint}")
+        return url
 
     async def _post(
         self,
         tenant: TenantConfig,
         endpoint: str,
-        url: str,
+        url: URL,
         form: dict[str, str],
         headers: dict[str, str],
         max_bytes: int | None = None,
@@ -225,7 +235,7 @@ class ExmailClient:
         self, tenant: TenantConfig, ver: str, token: str
     ) -> AsyncIterator[list[Push]]:
         read_s = listen_read_timeout_s(self._settings)
-        url = f"{self._api}/openapi/listen"
+        url = self._url("listen")
         await self._acquire(tenant)
         form = {"Ver": ver}
         async with (
