@@ -308,6 +308,10 @@ class Listener:
         metrics.reconnect(reason)
         self._gap = True
         self._board.set(self.name, "backoff")
+        if self._held and self._pacer.lasted():
+            # Held for a while, then broken: not a failure in a row with whatever came
+            # before (a second storm within one hold must not back off).
+            self.backoff.reset()
         delay = self.backoff.next_delay_s()
         if self._held and self.backoff.failures == 1:
             # A held listen that broke (a restart, a load balancer, a reconnect storm):

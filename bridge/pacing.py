@@ -38,6 +38,10 @@ class PollPacer:
         """A poll begins now."""
         self._started_at = self._clock()
 
+    def lasted(self) -> bool:
+        """Whether the poll under way has run for at least `min_interval_s`."""
+        return self._clock() - self._started_at >= self.min_interval_s
+
     def finished(self, *, news: bool) -> float:
         """A poll ended; the delay before the next one (0 after a healthy poll)."""
         elapsed_s = self._clock() - self._started_at
