@@ -40,12 +40,15 @@ from bridge.sources.commit import Committer
 from bridge.sources.pending import Pending
 from bridge.states import StateBoard
 from bridge.store.base import Store
+from bridge.tally import Tally
 from bridge.unread import UNREAD_MEMORY, UnreadMemory
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
 log = get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
+# Broken held listens that reconnect at once: one line a second for all tenants.
+RECONNECTS = Tally("listens_reconnected")
 
 
 class Upstream(Protocol):
@@ -321,9 +324,12 @@ class Listener:
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP_S))
-        # A broken held listen that reconnects at once is routine (a storm logs it 10,000
-        # times): info; a failure that backs off is worth a warning.
-        level = log.info if delay == 0.0 else log.warning
+        # A broken held listen that reconnects at once is routine (a storm breaks 10,000):
+        # debug, and counted in one `listens_reconnected` line a second; a failure that
+        # backs off is worth a warning of its own.
+        if delay == 0.0:
+            RECONNECTS.note(reason)
+        level = log.debug if delay == 0.0 else log.warning
         level(
             "listen_failed",
             tenant=self.name,
