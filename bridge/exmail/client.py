@@ -7,7 +7,6 @@ Errors are the bridge's own (bridge/errors.py); aiohttp's never leak out.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -234,22 +233,30 @@ class ExmailClient:
     async def _listen_once(
         self, tenant: TenantConfig, ver: str, token: str
     ) -> AsyncIterator[list[Push]]:
+        # One frame for the whole held listen (no nested generators, no timer of our own:
+        # the session's sock_read bounds every read): 10,000 of these are held at once.
         read_s = listen_read_timeout_s(self._settings)
-        url = self._url("listen")
         await self._acquire(tenant)
-        form = {"Ver": ver}
-        async with (
-            translated("listen"),
-            self._http.post(
+        async with translated("listen"):
+            form = {"Ver": ver}
+            url = self._url("listen")
+            resp = await self._http.send(
                 "listen", url, form, _bearer(token), read_s, cap_declared=False
-            ) as resp,
-        ):
-            if resp.status != 200:
-                body = await self._http.read_capped("listen", resp)
-                judge("listen", resp.status, resp.headers.get("Retry-After"), body)
-            yield []  # held: the upstream took the listen and is answering
-            async for items in self._stream(resp, read_s):
-                async for batch in self._pushes_of(tenant, items):
+            )
+            async with resp:
+                if resp.status != 200:
+                    body = await self._http.read_capped("listen", resp)
+                    judge("listen", resp.status, resp.headers.get("Retry-After"), body)
+                yield []  # held: the upstream took the listen and is answering
+                # The cap applies to each push: a busy stream may carry megabytes in all.
+                decoder = StreamDecoder(max_value_bytes=self._settings.max_body_bytes)
+                while chunk := await resp.content.readany():
+                    items, oversized = _decoded(decoder, chunk)
+                    async for batch in self._pushes_of(tenant, items):
+                        yield batch
+                    if oversized:
+                        raise protocol_error("listen", "oversized")
+                async for batch in self._pushes_of(tenant, decoder.close()):
                     yield batch
 
     async def _pushes_of(self, tenant: TenantConfig, items: list[Any]) -> AsyncIterator[list[Push]]:
@@ -268,25 +275,6 @@ class ExmailClient:
         if batch:
             yield batch
 
-    async def _stream(
-        self, resp: aiohttp.ClientResponse, read_s: float
-    ) -> AsyncIterator[list[Any]]:
-        """The values decoded from each socket read, one list per read."""
-        # The cap applies to each push: a busy stream may carry many megabytes in all.
-        decoder = StreamDecoder(max_value_bytes=self._settings.max_body_bytes)
-        while True:
-            async with asyncio.timeout(read_s + self._settings.connect_timeout_s):
-                chunk = await resp.content.readany()
-            if not chunk:
-                break
-            items = decoder.feed(chunk)
-            cut = next((i for i, item in enumerate(items) if isinstance(item, Oversized)), None)
-            if cut is not None or decoder.overflowing:
-                yield items[:cut]
-                raise protocol_error("listen", "oversized")
-            yield items
-        yield decoder.close()
-
     def _push_of(self, tenant: TenantConfig, item: Any) -> Push | None:
         if isinstance(item, Garbage):
             metrics.push_decode_error("json")
@@ -299,6 +287,13 @@ class ExmailClient:
             metrics.push_decode_error("shape")
             log.warning("exmail_push_unknown_shape", tenant=tenant.name, keys=list(push.keys))
         return push
+
+
+def _decoded(decoder: StreamDecoder, chunk: bytes) -> tuple[list[Any], bool]:
+    """The values of one socket read up to any oversized one, and whether one was."""
+    items = decoder.feed(chunk)
+    cut = next((i for i, item in enumerate(items) if isinstance(item, Oversized)), None)
+    return items[:cut], cut is not None or decoder.overflowing
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 from yarl import URL
 
+from bridge.errors import UpstreamProtocolError
 from bridge.exmail.decode import loads_lenient
 from bridge.exmail.seam import (
     error_for_body,
@@ -50,16 +50,14 @@ class Exchange:
     ) -> Any:
         """POST `form`, read at most `max_bytes` (default `max_body_bytes`), judge the JSON."""
         cap = max_bytes or self.max_body_bytes
-        async with (
-            translated(endpoint),
-            self.post(endpoint, url, form, headers, read_s, cap=cap) as resp,
-        ):
-            async with asyncio.timeout(read_s + self._connect_s):
-                body = await self.read_capped(endpoint, resp, cap)
-            return judge(endpoint, resp.status, resp.headers.get("Retry-After"), body)
+        async with translated(endpoint):
+            resp = await self.send(endpoint, url, form, headers, read_s, cap=cap)
+            async with resp:
+                async with asyncio.timeout(read_s + self._connect_s):
+                    body = await self.read_capped(endpoint, resp, cap)
+                return judge(endpoint, resp.status, resp.headers.get("Retry-After"), body)
 
-    @asynccontextmanager
-    async def post(
+    async def send(
         self,
         endpoint: str,
         url: str | URL,
@@ -69,8 +67,10 @@ class Exchange:
         *,
         cap: int | None = None,
         cap_declared: bool = True,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """An open response to a POST; call inside `translated(endpoint)`.
+    ) -> aiohttp.ClientResponse:
+        """The response to a POST, its headers read; call inside `translated(endpoint)`
+        and release it with `async with resp`. Reading its body is bounded by the
+        session's `sock_read` (`read_s`): every read, also the held listen's.
 
         A declared length over `cap` is refused at once, unless `cap_declared` is false
         (a held listen may carry many pushes; its cap applies to each one).
@@ -83,10 +83,13 @@ class Exchange:
             resp = await self._session.post(
                 url, data=body, headers={**headers, **_FORM_TYPE}, timeout=self._timeout(read_s)
             )
-        async with resp:
-            if cap_declared:
+        if cap_declared:
+            try:
                 self.check_length(endpoint, resp, cap or self.max_body_bytes)
-            yield resp
+            except UpstreamProtocolError:
+                resp.release()
+                raise
+        return resp
 
     def _timeout(self, read_s: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read_s)
