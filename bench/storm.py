@@ -2,7 +2,8 @@
 
 - `reconnect_storm`: the simulator cuts every held listen at once (`POST /_bench/drop`);
   how long until all are held again, how many token requests that caused (there should be
-  none: every token is still valid), and the busiest quarter second of the bridge's CPU.
+  none: every token is still valid), the busiest quarter second of the client's CPU and
+  its CPU-seconds per reconnect (the bridge's, and the floor's in the same run).
 - `small_start`: a bridge with a few tenants, from process start: when every listen is
   held, and when `/readyz` first answers 200 (which must not be before).
 """
@@ -41,9 +42,10 @@ def _drop(sim_port: int) -> int:
 def reconnect_storm(child: procs.Child, sim_port: int, n: int, rate: float) -> dict[str, Any]:
     """Drop all `n` held listens of `child` at once and time their return."""
     _, tokens_before = _counters(sim_port)
+    cpu_before = procs.cpu_s(child.pid)
     dropped = _drop(sim_port)
     started = time.monotonic()
-    cpu_at, cpu_was, peak, held, took_s = started, procs.cpu_s(child.pid), 0.0, 0, None
+    cpu_at, cpu_was, peak, held, took_s = started, cpu_before, 0.0, 0, None
     while time.monotonic() - started < 120 and child.alive():
         held, _ = _counters(sim_port)
         now = time.monotonic()
@@ -55,6 +57,7 @@ def reconnect_storm(child: procs.Child, sim_port: int, n: int, rate: float) -> d
             took_s = now - started
             break
         time.sleep(0.05)
+    cpu_s = procs.cpu_s(child.pid) - cpu_before
     _, tokens_after = _counters(sim_port)
     target_s = STORM_TARGET * n / rate
     return {
@@ -65,6 +68,8 @@ def reconnect_storm(child: procs.Child, sim_port: int, n: int, rate: float) -> d
         "target_met": took_s is not None and took_s <= target_s and tokens_after == tokens_before,
         "token_requests": tokens_after - tokens_before,
         "peak_cpu_pct": round(peak, 1),
+        "cpu_s": round(cpu_s, 2),  # from the drop until all held again
+        "cpu_ms_per_reconnect": round(cpu_s / max(dropped, 1) * 1000, 3),
     }
 
 
