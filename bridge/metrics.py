@@ -162,14 +162,21 @@ BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGIS
 BUILD_INFO.info({"version": __version__})
 
 
+@cache
+def _series(metric: Counter, *labels: str) -> Counter:
+    """A labelled series, looked up once: the per-listen counters below run 10,000 times in
+    a reconnect storm, and every label value comes from a small known set."""
+    return metric.labels(*labels)
+
+
 def poll_finished(outcome: str) -> None:
     """One listen request ended (`push`, `heartbeat`, `empty` or `error`)."""
-    LISTEN_POLLS.labels(outcome).inc()
+    _series(LISTEN_POLLS, outcome).inc()
 
 
 def reconnect(reason: str) -> None:
     """A listener reconnects after `reason` (timeout, reset, http_5xx, ...)."""
-    LISTEN_RECONNECTS.labels(reason).inc()
+    _series(LISTEN_RECONNECTS, reason).inc()
 
 
 def unread_poll(protocol: str, outcome: str) -> None:
@@ -184,12 +191,12 @@ def directory_walk(outcome: str) -> None:
 
 def upstream_error(endpoint: str, code: str) -> None:
     """An upstream call failed with `code` (an errcode, an HTTP status, or a kind)."""
-    UPSTREAM_ERRORS.labels(endpoint, code or "none").inc()
+    _series(UPSTREAM_ERRORS, endpoint, code or "none").inc()
 
 
 def token_refresh(provider: str, ok: bool) -> None:
     """A token fetch finished."""
-    TOKEN_REFRESHES.labels(provider, "ok" if ok else "error").inc()
+    _series(TOKEN_REFRESHES, provider, "ok" if ok else "error").inc()
 
 
 def push_decode_error(kind: str) -> None:
