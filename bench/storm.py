@@ -5,7 +5,10 @@
   none: every token is still valid), the busiest quarter second of the client's CPU and
   its CPU-seconds per reconnect (the bridge's, and the floor's in the same run).
 - `small_start`: a bridge with a few tenants, from process start: when every listen is
-  held, and when `/readyz` first answers 200 (which must not be before).
+  held, and when `/readyz` first answers 200, which must not be before. That is checked by
+  asking the simulator right after the first 200 (it counts a listen before answering it,
+  the bridge only after): two probes in turn can otherwise see the last listen land
+  between them and report the 200 a few ms "before" all were held.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def small_start(sim_port: int, tenants: int, rate: float, tmp: Path) -> dict[str
     config.write_text(bridge_toml(setup))
     child = procs.start("bridge-small", procs.python("bridge.cli", "run", "-c", str(config)), tmp)
     held_s = ready_s = None
+    held_at_ready = 0
     try:
         while time.monotonic() - child.started_at < 30 and child.alive():
             now_s = time.monotonic() - child.started_at
@@ -96,6 +100,9 @@ def small_start(sim_port: int, tenants: int, rate: float, tmp: Path) -> dict[str
                 held_s = now_s
             if ready_s is None and probe.http_ok(http_port, "/readyz"):
                 ready_s = time.monotonic() - child.started_at
+                # The simulator counts a listen before it answers, the bridge after: when
+                # /readyz is honest, every listen is counted the moment it says 200.
+                held_at_ready = probe.sim_connected(sim_port)
             if held_s is not None and ready_s is not None:
                 break
             time.sleep(0.02)
@@ -105,6 +112,7 @@ def small_start(sim_port: int, tenants: int, rate: float, tmp: Path) -> dict[str
         "tenants": tenants,
         "all_held_s": None if held_s is None else round(held_s, 3),
         "readyz_200_s": None if ready_s is None else round(ready_s, 3),
-        "readyz_not_before_held": held_s is not None and ready_s is not None and ready_s >= held_s,
+        "held_at_readyz_200": held_at_ready,
+        "readyz_not_before_held": ready_s is not None and held_at_ready >= tenants,
         "target_met": held_s is not None and held_s < 1.0,
     }
