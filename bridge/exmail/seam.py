@@ -133,8 +133,17 @@ class translated:  # lower case, like contextlib.suppress: it replaced a functio
         if exc is None or isinstance(exc, UpstreamError):
             return
         error = _translation(self.endpoint, exc)
-        if error is not None:
+        if error is None:
+            return
+        # Neither traceback may close a loop, or every broken listen (10,000 in a storm)
+        # leaves its response, reader and frames for the full garbage collection: aiohttp
+        # keeps the exception in the stream reader that the traceback's frames point at,
+        # and `error` is a local of this frame, which its own traceback holds.
+        exc.__traceback__ = None
+        try:
             raise error from exc
+        finally:
+            del error
 
 
 def _translation(endpoint: str, exc: BaseException) -> UpstreamError | None:

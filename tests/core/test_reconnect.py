@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
+import aiohttp
+
+from bridge.errors import UpstreamError
 from bridge.store.base import Store
 from tests.core.test_listener import CLIENT_ID, Running, claim_all, running, until
 from tests.plugins.sim import ExmailSim
@@ -90,3 +94,22 @@ def _backoffs(run: Running) -> list[float]:
 
 async def _backoffs_seen(run: Running, n: int) -> bool:
     return len(_backoffs(run)) >= n
+
+
+async def test_broken_listen_leaves_no_reference_cycle(exmail_sim: ExmailSim, store: Store) -> None:
+    """A cut listen's response and errors are freed at once, not left to the full GC."""
+    exmail_sim.state.configure(hold_s=30.0)
+    async with running(exmail_sim, store) as run:
+        await until(lambda: _listens(exmail_sim, 1))
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            _cut_every_connection(exmail_sim)
+            await until(lambda: _listens(exmail_sim, 2))
+            gc.collect()
+            left = [o for o in gc.garbage if isinstance(o, aiohttp.ClientResponse | UpstreamError)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    assert _backoffs(run)[:1] == [0.0]
+    assert left == []
