@@ -1,9 +1,12 @@
-"""`exmail-bridge run` on the stock asyncio event loop, for a uvloop vs asyncio A/B.
+"""`exmail-bridge run` for the benchmarks: on either loop, and with no tenants at all.
 
-    python -m bench.bridge_run -c CONFIG
+    python -m bench.bridge_run -c CONFIG [--loop asyncio|uvloop]
 
-`exmail-bridge run` uses uvloop whenever it can import it; this hides uvloop from the
-import system and then runs the very same `bridge.app.run`, so nothing else differs.
+`--loop asyncio` (the default) hides uvloop from the import system, for a uvloop vs
+asyncio A/B; `--loop uvloop` runs what `exmail-bridge run` runs when uvloop is installed.
+Either way it is the very same `bridge.app.run`, but the config may have no tenant
+(`run` refuses that since a config without tenants became a config error): the
+0-tenant baseline of bench/connections.py is the same program with nothing to hold.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import sys
 
 
 def main() -> int:
-    """Run the bridge without uvloop until SIGTERM."""
+    """Run the bridge until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-c", "--config", required=True)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
-    sys.modules["uvloop"] = None  # type: ignore[assignment]  # makes `import uvloop` fail
+    if args.loop == "asyncio":
+        sys.modules["uvloop"] = None  # type: ignore[assignment]  # makes `import uvloop` fail
 
     from bridge.app import run
     from bridge.config import load_config

@@ -14,8 +14,10 @@ Start-up is compared at the same rate cap: the floor then takes every request (t
 listen) from one bucket of --rate a second, like the bridge's `upstream_rate_per_s`, and
 `spread_ratio` is the bridge's first-held -> all-held time over the floor's. After the
 bridge holds all N, the simulator cuts them at once (the reconnect storm, bench/storm.py);
-and before everything, a bridge with --small tenants is timed from process start to all
-held and to its first `/readyz` 200. Prints one JSON object.
+the floor gets the same storm, so both CPU-seconds per reconnect come from one run, as
+do both CPU-seconds per tenant start. Before everything, a bridge with --small tenants
+is timed from process start to all held and to its first `/readyz` 200. Prints one JSON
+object.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Sample:
     first_connect_s: float | None  # start -> first poll held
     idle_cpu_pct: float | None
     machine_busy_pct: float | None  # all cores, every process, from start to all held
+    cpu_s: float  # CPU-seconds the process used from its start until all were held
 
 
 def _idle_cpu_pct(pid: int, idle_s: float) -> float:
@@ -90,13 +93,14 @@ def _measure(child: procs.Child, args: argparse.Namespace, n: int, ready: bool) 
         else (None, 0.0)
     )
     took_s = max(time.monotonic() - since, 1e-3)
+    cpu_s = procs.cpu_s(child.pid)
     busy_pct = (procs.system_busy_s() - busy_s) / took_s / (os.cpu_count() or 1) * 100
     time.sleep(args.settle_s)
     rss, pss = procs.rss_kib(child.pid), procs.pss_kib(child.pid)
     idle = _idle_cpu_pct(child.pid, args.idle_s) if n else None
     held = probe.sim_connected(args.sim_port)
     busy = _round(busy_pct) if n else None
-    return Sample(held, rss, pss, _round(all_s), _round(first_s), idle, busy)
+    return Sample(held, rss, pss, _round(all_s), _round(first_s), idle, busy, round(cpu_s, 2))
 
 
 def _round(value: float | None) -> float | None:
@@ -116,7 +120,10 @@ def run_floor(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
     child = procs.start(f"floor-{n}", argv, tmp)
     try:
         ready = probe.wait_for_line(child.log, "floor ready", 120.0)
-        return _measure(child, args, n, ready)
+        sample = _measure(child, args, n, ready)
+        if n and args.storm:  # the same storm, for the floor's own CPU per reconnect
+            STORMS["floor"] = reconnect_storm(child, args.sim_port, n, args.rate)
+        return sample
     finally:
         child.stop()
         _drained(args.sim_port)
@@ -136,10 +143,8 @@ def run_bridge(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
     )
     config = tmp / f"bridge-{n}.toml"
     config.write_text(bridge_toml(setup))
-    if args.loop == "uvloop":  # what `exmail-bridge run` does when uvloop is installed
-        argv = procs.python("bridge.cli", "run", "-c", str(config))
-    else:
-        argv = procs.python("bench.bridge_run", "-c", str(config))
+    # `exmail-bridge run` itself, except that the 0-tenant baseline must be allowed
+    argv = procs.python("bench.bridge_run", "-c", str(config), "--loop", args.loop)
     child = procs.start(f"bridge-{n}", argv, tmp)
     try:
         ready = probe.wait_for(lambda: probe.http_ok(http_port, "/healthz"), 120.0)
@@ -157,6 +162,11 @@ def _per_conn(loaded: Sample, base: Sample, n: int) -> tuple[float, float]:
         round((loaded.rss_kib - base.rss_kib) / n, 2),
         round((loaded.pss_kib - base.pss_kib) / n, 2),
     )
+
+
+def _start_cpu_ms(loaded: Sample, base: Sample, n: int) -> float:
+    """CPU per tenant start: (CPU until all held - the same program's start-up CPU) / n."""
+    return round((loaded.cpu_s - base.cpu_s) / n * 1000, 3)
 
 
 def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, object]:
@@ -193,7 +203,10 @@ def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, ob
         "all_connected_within_window": (
             spread_s is not None and spread_s <= args.window_s + WINDOW_SLACK_S
         ),
+        "start_cpu_ms_per_tenant": _start_cpu_ms(loaded, samples["bridge_0"], n),
+        "floor_start_cpu_ms_per_tenant": _start_cpu_ms(samples["floor_n"], samples["floor_0"], n),
         "reconnect_storm": STORMS.get(args.loop),
+        "floor_reconnect_storm": STORMS.get("floor"),
         "small_start": SMALL.get("run"),
         "idle_cpu_pct": loaded.idle_cpu_pct,
         "floor_idle_cpu_pct": samples["floor_n"].idle_cpu_pct,

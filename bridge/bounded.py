@@ -14,6 +14,8 @@ V = TypeVar("V")
 class LruDict(Generic[K, V]):
     """At most `max_items` entries; reading or writing one makes it the most recent."""
 
+    __slots__ = ("_items", "max_items")
+
     def __init__(self, max_items: int) -> None:
         if max_items < 1:
             raise ValueError("max_items must be >= 1")

@@ -46,6 +46,8 @@ class DirectoryUpstream(Protocol):
 class DirectorySync:
     """The stored version, a newer one heard but not yet synced, and when to try again."""
 
+    __slots__ = ("_backoff", "_clock", "_retry_at", "_tenant", "_upstream", "heard", "ver")
+
     def __init__(
         self,
         *,

@@ -41,12 +41,15 @@ from bridge.sources.pending import Pending
 from bridge.states import StateBoard
 from bridge.store.base import Store
 from bridge.supervise import stop_if_cancelled
+from bridge.tally import Tally
 from bridge.unread import UNREAD_MEMORY, UnreadMemory
 
 __all__ = ["DirectoryDelta", "Listener", "Upstream"]
 
 log = get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
+# Broken held listens that reconnect at once: one line a second for all tenants.
+RECONNECTS = Tally("listens_reconnected")
 
 
 class Upstream(Protocol):
@@ -69,6 +72,26 @@ def _reason(exc: UpstreamError) -> str:
 
 class Listener:
     """Runs one tenant's listen loop until cancelled."""
+
+    # 10,000 of these live as long as the process: no per-instance dict.
+    __slots__ = (
+        "_board",
+        "_committer",
+        "_directory",
+        "_gap",
+        "_held",
+        "_pacer",
+        "_router",
+        "_settings",
+        "_sleep",
+        "_store",
+        "_unread",
+        "_upstream",
+        "_wanted",
+        "backoff",
+        "polls",
+        "tenant",
+    )
 
     def __init__(
         self,
@@ -291,6 +314,10 @@ class Listener:
         metrics.reconnect(reason)
         self._gap = True
         self._board.set(self.name, "backoff")
+        if self._held and self._pacer.lasted():
+            # Held for a while, then broken: not a failure in a row with whatever came
+            # before (a second storm within one hold must not back off).
+            self.backoff.reset()
         delay = self.backoff.next_delay_s()
         if self._held and self.backoff.failures == 1:
             # A held listen that broke (a restart, a load balancer, a reconnect storm):
@@ -300,9 +327,12 @@ class Listener:
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP_S))
-        # A broken held listen that reconnects at once is routine (a storm logs it 10,000
-        # times): info; a failure that backs off is worth a warning.
-        level = log.info if delay == 0.0 else log.warning
+        # A broken held listen that reconnects at once is routine (a storm breaks 10,000):
+        # debug, and counted in one `listens_reconnected` line a second; a failure that
+        # backs off is worth a warning of its own.
+        if delay == 0.0:
+            RECONNECTS.note(reason)
+        level = log.debug if delay == 0.0 else log.warning
         level(
             "listen_failed",
             tenant=self.name,

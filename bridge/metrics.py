@@ -7,6 +7,8 @@ never a metric object.
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from bridge import __version__
@@ -139,6 +141,10 @@ for _protocol in ("api", "wecom-mail"):
         UNREAD_POLLS.labels(_protocol, _outcome)
 for _outcome in ("unchanged", "changed", "failed"):
     DIRECTORY_WALKS.labels(_outcome)
+for _state in ("connecting", "connected"):  # moved by one per change (bridge/states.py)
+    LISTEN_CONNECTIONS.labels(_state)
+for _state in ("starting", "listening", "backoff", "parked", "not_owned"):
+    TENANTS.labels(_state)
 for _outcome in ("committed", "ignored", "unknown_type"):
     CALLBACKS.labels(_outcome)
 for _reason in (
@@ -156,14 +162,21 @@ BUILD_INFO = Info(_P + "build", "Version of the running bridge.", registry=REGIS
 BUILD_INFO.info({"version": __version__})
 
 
+@cache
+def _series(metric: Counter, *labels: str) -> Counter:
+    """A labelled series, looked up once: the per-listen counters below run 10,000 times in
+    a reconnect storm, and every label value comes from a small known set."""
+    return metric.labels(*labels)
+
+
 def poll_finished(outcome: str) -> None:
     """One listen request ended (`push`, `heartbeat`, `empty` or `error`)."""
-    LISTEN_POLLS.labels(outcome).inc()
+    _series(LISTEN_POLLS, outcome).inc()
 
 
 def reconnect(reason: str) -> None:
     """A listener reconnects after `reason` (timeout, reset, http_5xx, ...)."""
-    LISTEN_RECONNECTS.labels(reason).inc()
+    _series(LISTEN_RECONNECTS, reason).inc()
 
 
 def unread_poll(protocol: str, outcome: str) -> None:
@@ -178,12 +191,12 @@ def directory_walk(outcome: str) -> None:
 
 def upstream_error(endpoint: str, code: str) -> None:
     """An upstream call failed with `code` (an errcode, an HTTP status, or a kind)."""
-    UPSTREAM_ERRORS.labels(endpoint, code or "none").inc()
+    _series(UPSTREAM_ERRORS, endpoint, code or "none").inc()
 
 
 def token_refresh(provider: str, ok: bool) -> None:
     """A token fetch finished."""
-    TOKEN_REFRESHES.labels(provider, "ok" if ok else "error").inc()
+    _series(TOKEN_REFRESHES, provider, "ok" if ok else "error").inc()
 
 
 def push_decode_error(kind: str) -> None:
@@ -223,20 +236,27 @@ def store_counts(sink: str, backlog: int, dead: int) -> None:
     DEAD_LETTERS.labels(sink).set(dead)
 
 
-def _set_states(gauge: Gauge, counts: dict[str, int]) -> None:
-    """Set a by-state gauge from a full map of state → count."""
-    for state, value in counts.items():
-        gauge.labels(state).set(value)
+@cache
+def _state_child(gauge: Gauge, state: str) -> Gauge:
+    """A by-state gauge's series, looked up once (10,000 tenants change state often)."""
+    return gauge.labels(state)
 
 
-def listen_states(counts: dict[str, int]) -> None:
-    """Listen connections by state."""
-    _set_states(LISTEN_CONNECTIONS, counts)
+def _move(gauge: Gauge, old: str | None, new: str | None) -> None:
+    if old is not None:
+        _state_child(gauge, old).dec()
+    if new is not None:
+        _state_child(gauge, new).inc()
 
 
-def tenant_states(counts: dict[str, int]) -> None:
-    """Tenants by state."""
-    _set_states(TENANTS, counts)
+def listen_state_moved(old: str | None, new: str | None) -> None:
+    """One listen connection left state `old` for `new` (None: none, or gone)."""
+    _move(LISTEN_CONNECTIONS, old, new)
+
+
+def tenant_state_moved(old: str | None, new: str | None) -> None:
+    """One tenant left state `old` for `new` (None: none, or gone)."""
+    _move(TENANTS, old, new)
 
 
 def callback_handled(outcome: str) -> None:

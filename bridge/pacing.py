@@ -20,6 +20,8 @@ __all__ = ["PollPacer"]
 class PollPacer:
     """Says how long to wait before the next poll of one tenant."""
 
+    __slots__ = ("_backoff", "_clock", "_started_at", "min_interval_s")
+
     def __init__(
         self,
         *,
@@ -35,6 +37,10 @@ class PollPacer:
     def started(self) -> None:
         """A poll begins now."""
         self._started_at = self._clock()
+
+    def lasted(self) -> bool:
+        """Whether the poll under way has run for at least `min_interval_s`."""
+        return self._clock() - self._started_at >= self.min_interval_s
 
     def finished(self, *, news: bool) -> float:
         """A poll ended; the delay before the next one (0 after a healthy poll)."""

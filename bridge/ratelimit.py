@@ -11,7 +11,14 @@ import asyncio
 import time
 from collections import OrderedDict, deque
 
-__all__ = ["RateLimiter"]
+__all__ = ["MIN_WAIT_S", "RateLimiter", "pump_wait_s"]
+
+# The pump waits at least this long for tokens (if the bucket can hold them). A wait per
+# token would wake the loop 5,000 times a second, and uvloop rounds a sub-millisecond timer
+# to none: the pump spun, a core busy for nothing through a whole start-up or reconnect
+# storm. Tokens accrue by the clock meanwhile, so the rate is the same; they go out in
+# bursts of rate x this (10 at 5,000/s).
+MIN_WAIT_S = 0.002
 
 
 class RateLimiter:
@@ -50,7 +57,7 @@ class RateLimiter:
         while self._queues:
             self._refill()
             if self._tokens < 1:
-                await asyncio.sleep((1 - self._tokens) / self.rate_per_s)
+                await asyncio.sleep(pump_wait_s(self._tokens, self.burst, self.rate_per_s))
                 continue
             if self._grant_next():
                 self._tokens -= 1
@@ -68,3 +75,11 @@ class RateLimiter:
         if queue:
             self._queues[key] = queue  # back of the line: every other key goes first
         return granted
+
+
+def pump_wait_s(tokens: float, burst: float, rate_per_s: float) -> float:
+    """How long the pump sleeps with `tokens` in the bucket: until the next whole token,
+    but at least MIN_WAIT_S when the bucket can hold what accrues meanwhile."""
+    next_s = (1 - tokens) / rate_per_s
+    room_s = (burst - tokens) / rate_per_s
+    return max(next_s, min(MIN_WAIT_S, room_s))

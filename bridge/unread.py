@@ -15,13 +15,16 @@ from bridge.bounded import LruDict
 __all__ = ["UNREAD_MEMORY", "UnreadMemory"]
 
 UNREAD_MEMORY = 1000
+_NONE: frozenset[str] = frozenset()
 
 
 class UnreadMemory:
     """The last count seen per mailbox: watched ones always, others the most recent."""
 
+    __slots__ = ("_recent", "_watch", "_watched")
+
     def __init__(self, *, watch: Collection[str], max_items: int = UNREAD_MEMORY) -> None:
-        self._watch = frozenset(watch)
+        self._watch = frozenset(watch) if watch else _NONE  # most tenants watch none
         self._recent: LruDict[str, int] = LruDict(max_items)
         self._watched: dict[str, int] = {}
 

@@ -7,13 +7,13 @@ Errors are the bridge's own (bridge/errors.py); aiohttp's never leak out.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from bridge import metrics
 from bridge.config import ExmailSection, TenantConfig
@@ -57,6 +57,9 @@ class ExmailClient:
         self._settings = settings
         self._rate = rate
         self._api = settings.api_base.rstrip("/")
+        # Parsed once: aiohttp would parse a string URL again on every request.
+        self._token_url = URL(settings.token_url)
+        self._urls: dict[str, URL] = {}
         self._tokens = TokenCache(margin_s=settings.token_refresh_margin_s)
         self._http = Exchange(
             session=session,
@@ -81,7 +84,7 @@ class ExmailClient:
             "client_secret": tenant.client_secret.get_secret_value(),
         }
         try:
-            obj = await self._post(tenant, "token", self._settings.token_url, form, {})
+            obj = await self._post(tenant, "token", self._token_url, form, {})
             token, expires_in_s = _token_of(obj)
         except UpstreamError:
             metrics.token_refresh("exmail", ok=False)
@@ -159,14 +162,20 @@ class ExmailClient:
         token: str,
         max_bytes: int | None,
     ) -> Any:
-        url = f"{self._api}/openapi/{endpoint}"
+        url = self._url(endpoint)
         return await self._post(tenant, endpoint, url, form, _bearer(token), max_bytes)
+
+    def _url(self, endpoint: str) -> URL:
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = URL(f"{self._api}/openapi/{endpoint}")
+        return url
 
     async def _post(
         self,
         tenant: TenantConfig,
         endpoint: str,
-        url: str,
+        url: URL,
         form: dict[str, str],
         headers: dict[str, str],
         max_bytes: int | None = None,
@@ -224,22 +233,30 @@ class ExmailClient:
     async def _listen_once(
         self, tenant: TenantConfig, ver: str, token: str
     ) -> AsyncIterator[list[Push]]:
+        # One frame for the whole held listen (no nested generators, no timer of our own:
+        # the session's sock_read bounds every read): 10,000 of these are held at once.
         read_s = listen_read_timeout_s(self._settings)
-        url = f"{self._api}/openapi/listen"
         await self._acquire(tenant)
-        form = {"Ver": ver}
-        async with (
-            translated("listen"),
-            self._http.post(
+        async with translated("listen"):
+            form = {"Ver": ver}
+            url = self._url("listen")
+            resp = await self._http.send(
                 "listen", url, form, _bearer(token), read_s, cap_declared=False
-            ) as resp,
-        ):
-            if resp.status != 200:
-                body = await self._http.read_capped("listen", resp)
-                judge("listen", resp.status, resp.headers.get("Retry-After"), body)
-            yield []  # held: the upstream took the listen and is answering
-            async for items in self._stream(resp, read_s):
-                async for batch in self._pushes_of(tenant, items):
+            )
+            async with resp:
+                if resp.status != 200:
+                    body = await self._http.read_capped("listen", resp)
+                    judge("listen", resp.status, resp.headers.get("Retry-After"), body)
+                yield []  # held: the upstream took the listen and is answering
+                # The cap applies to each push: a busy stream may carry megabytes in all.
+                decoder = StreamDecoder(max_value_bytes=self._settings.max_body_bytes)
+                while chunk := await resp.content.readany():
+                    items, oversized = _decoded(decoder, chunk)
+                    async for batch in self._pushes_of(tenant, items):
+                        yield batch
+                    if oversized:
+                        raise protocol_error("listen", "oversized")
+                async for batch in self._pushes_of(tenant, decoder.close()):
                     yield batch
 
     async def _pushes_of(self, tenant: TenantConfig, items: list[Any]) -> AsyncIterator[list[Push]]:
@@ -258,25 +275,6 @@ class ExmailClient:
         if batch:
             yield batch
 
-    async def _stream(
-        self, resp: aiohttp.ClientResponse, read_s: float
-    ) -> AsyncIterator[list[Any]]:
-        """The values decoded from each socket read, one list per read."""
-        # The cap applies to each push: a busy stream may carry many megabytes in all.
-        decoder = StreamDecoder(max_value_bytes=self._settings.max_body_bytes)
-        while True:
-            async with asyncio.timeout(read_s + self._settings.connect_timeout_s):
-                chunk = await resp.content.readany()
-            if not chunk:
-                break
-            items = decoder.feed(chunk)
-            cut = next((i for i, item in enumerate(items) if isinstance(item, Oversized)), None)
-            if cut is not None or decoder.overflowing:
-                yield items[:cut]
-                raise protocol_error("listen", "oversized")
-            yield items
-        yield decoder.close()
-
     def _push_of(self, tenant: TenantConfig, item: Any) -> Push | None:
         if isinstance(item, Garbage):
             metrics.push_decode_error("json")
@@ -289,6 +287,13 @@ class ExmailClient:
             metrics.push_decode_error("shape")
             log.warning("exmail_push_unknown_shape", tenant=tenant.name, keys=list(push.keys))
         return push
+
+
+def _decoded(decoder: StreamDecoder, chunk: bytes) -> tuple[list[Any], bool]:
+    """The values of one socket read up to any oversized one, and whether one was."""
+    items = decoder.feed(chunk)
+    cut = next((i for i, item in enumerate(items) if isinstance(item, Oversized)), None)
+    return items[:cut], cut is not None or decoder.overflowing
 
 
 def _bearer(token: str) -> dict[str, str]:

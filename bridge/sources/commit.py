@@ -37,6 +37,8 @@ STORE_BACKOFF_CAP_S = 30.0
 class Committer:
     """Commits one tenant's events; shared by all of that tenant's sources."""
 
+    __slots__ = ("_backoff_base_s", "_pending", "_router", "_sleep", "_store", "tenant")
+
     def __init__(
         self,
         *,
@@ -51,7 +53,8 @@ class Committer:
         self._router = router
         self._backoff_base_s = backoff_base_s
         self._sleep = sleep
-        self._pending: set[asyncio.Future[CommitResult]] = set()
+        # Made at the first commit: most tenants of a large deployment are quiet.
+        self._pending: set[asyncio.Future[CommitResult]] | None = None
 
     async def commit(
         self,
@@ -80,6 +83,8 @@ class Committer:
             self.tenant, routed, new_ver, baselines, nonces=nonces, nonce_ttl_s=nonce_ttl_s
         )
         pending = asyncio.ensure_future(commit)
+        if self._pending is None:
+            self._pending = set()
         self._pending.add(pending)
         pending.add_done_callback(self._pending.discard)
         result = await asyncio.shield(pending)
@@ -108,7 +113,7 @@ class Committer:
 
     async def drain(self) -> None:
         """Wait for commits that a cancellation left running."""
-        for pending in list(self._pending):
+        for pending in list(self._pending or ()):
             with contextlib.suppress(Exception):
                 await pending
 

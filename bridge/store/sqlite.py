@@ -90,6 +90,11 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
         self._replicas: dict[str, float] = {}
         self._space = SpaceWatch()
         self._members = asyncio.Event()
+        # The running bridge is the only writer of its database (the run lock), so it reads
+        # every stored version once instead of one thread hop per tenant start: what was
+        # stored before it started, and what it committed itself since.
+        self._stored_versions: asyncio.Future[dict[str, str]] | None = None
+        self._committed_versions: dict[str, str] = {}
 
     async def __aenter__(self) -> Self:
         if self._exclusive:
@@ -150,7 +155,22 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
 
     async def get_version(self, tenant: str) -> str:
         """The tenant's stored version, "0" when none."""
-        return await self._call("get_version", ops.get_version, self._db, tenant) or "0"
+        if not self._exclusive:  # the CLI beside a running bridge: read what is there now
+            return await self._call("get_version", ops.get_version, self._db, tenant) or "0"
+        if tenant in self._committed_versions:
+            return self._committed_versions[tenant]
+        return (await self._all_stored_versions()).get(tenant, "0")
+
+    async def _all_stored_versions(self) -> dict[str, str]:
+        """Every version stored when the bridge started: one read, shared by all callers."""
+        if self._stored_versions is None:
+            load = self._call("get_versions", ops.all_versions, self._db)
+            self._stored_versions = asyncio.ensure_future(load)
+        try:
+            return await asyncio.shield(self._stored_versions)
+        except StoreError:
+            self._stored_versions = None  # read again by the next caller
+            raise
 
     async def commit(
         self,
@@ -172,6 +192,8 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
         emitted, duplicates, sinks, replayed = await self._call(
             "commit", ops.commit, *args, list(nonces), now + nonce_ttl_s
         )
+        if new_ver is not None and self._exclusive:
+            self._committed_versions[tenant] = new_ver
         self._notify(sinks)
         if now >= self._next_prune:
             self._next_prune = now + _PRUNE_EVERY_S

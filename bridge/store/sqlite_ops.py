@@ -51,6 +51,10 @@ def get_version(conn: sqlite3.Connection, tenant: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def all_versions(conn: sqlite3.Connection) -> dict[str, str]:
+    return {str(t): str(v) for t, v in conn.execute("SELECT tenant, ver FROM versions")}
+
+
 def commit(
     conn: sqlite3.Connection,
     tenant: str,

@@ -108,6 +108,12 @@ def test_backoff_grows_caps_and_resets() -> None:
     assert all(0 <= jittered.next_delay_s() <= 8 for _ in range(20))
 
 
+def test_backoff_stays_at_the_cap_after_many_failures() -> None:
+    """Thousands of failures in a row still give the cap (no overflow of base·2ⁿ)."""
+    waits = Backoff(base_s=1, cap_s=60, jitter=lambda v: v)
+    assert [waits.next_delay_s() for _ in range(5000)][-1] == 60
+
+
 def test_retry_ladder() -> None:
     """The ladder gives the next rung's delay, honours Retry-After, and ends."""
     ladder = (0.0, 5.0, 300.0)

@@ -14,7 +14,7 @@ import orjson
 
 from bridge.app import serve
 from bridge.config import Config, parse_config
-from bridge.ratelimit import RateLimiter
+from bridge.ratelimit import MIN_WAIT_S, RateLimiter, pump_wait_s
 from bridge.startgate import StartGate
 from tests.plugins.services import free_port
 from tests.plugins.sim import ExmailSim
@@ -157,3 +157,24 @@ async def test_start_gate_lets_a_bounded_number_start_together() -> None:
     await asyncio.sleep(0.01)
     assert not fourth.done()
     fourth.cancel()
+
+
+def test_rate_pump_waits_for_a_few_tokens_at_once() -> None:
+    """At 5,000/s the pump sleeps 2 ms (ten tokens), not 0.2 ms per token, which uvloop
+    would round to no sleep at all; with a one-token bucket it still waits one token."""
+    assert pump_wait_s(tokens=0.0, burst=5000.0, rate_per_s=5000.0) == MIN_WAIT_S
+    assert pump_wait_s(tokens=0.0, burst=1.0, rate_per_s=5000.0) == 1 / 5000
+    assert pump_wait_s(tokens=0.5, burst=10.0, rate_per_s=10.0) == 0.05  # slow: a token
+
+
+async def test_rate_limiter_grants_every_waiter_in_bursts() -> None:
+    """Many waiters behind an empty bucket are all served, one per key in turn."""
+    rate = RateLimiter(rate_per_s=5000.0, burst=20.0)
+    served: list[str] = []
+
+    async def one(key: str) -> None:
+        await rate.acquire(key)
+        served.append(key)
+
+    await asyncio.gather(*(one(f"t{i}") for i in range(200)))
+    assert sorted(served) == sorted(f"t{i}" for i in range(200))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tracemalloc
 from typing import Any
 
@@ -71,6 +72,19 @@ async def test_silent_socket_times_out(
     exmail_sim.state.set_faults(silent=True, endpoints=[endpoint])
     with pytest.raises(UpstreamTimeout):
         await call(client, tenant, endpoint)
+
+
+async def test_held_listen_silent_past_its_hold_times_out(
+    exmail_sim: ExmailSim, session: aiohttp.ClientSession, tenant: TenantConfig
+) -> None:
+    """A listen whose headers came but whose body stays silent past hold + timeout ends
+    with UpstreamTimeout (the session's read timeout bounds every read of the hold)."""
+    exmail_sim.state.configure(hold_s=30.0)  # the upstream holds far longer than asked
+    settings = exmail_sim.exmail_settings(listen_hold_s=0.2, timeout_s=0.2)
+    client = ExmailClient(session=session, settings=settings)
+    with pytest.raises(UpstreamTimeout):
+        async with asyncio.timeout(20):  # a hang fails the test instead of blocking it
+            await collect(client, tenant)
 
 
 @pytest.mark.parametrize("endpoint", ["listen", "mail/newcount"])

@@ -114,3 +114,25 @@ async def test_one_running_bridge_per_database(tmp_path: Path) -> None:
             assert await cli.get_version("acme") == "1"
     async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True) as next_run:
         assert await next_run.get_version("acme") == "1"
+
+
+async def test_running_bridge_reads_versions_stored_before_and_committed_since(
+    tmp_path: Path,
+) -> None:
+    """The running bridge's versions: those of an earlier run, then its own commits."""
+    path = tmp_path / "b.db"
+    async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True) as earlier:
+        for i in range(30):
+            await earlier.commit(f"t{i}", [], new_ver=str(100 + i))
+    async with SqliteStore(path=path, dedupe_window_s=60, exclusive=True) as running:
+        found = await asyncio.gather(*(running.get_version(f"t{i}") for i in range(30)))
+        assert found == [str(100 + i) for i in range(30)]
+        assert await running.get_version("new") == "0"
+        await running.commit("t0", routed(1), new_ver="500")
+        await running.commit("new", [], new_ver="7")
+        await running.commit("t1", routed(2))  # no version: t1 keeps its own
+        assert await running.get_version("t0") == "500"
+        assert await running.get_version("new") == "7"
+        assert await running.get_version("t1") == "101"
+        async with SqliteStore(path=path, dedupe_window_s=60) as cli:  # the same, on disk
+            assert await cli.get_version("t0") == "500"
