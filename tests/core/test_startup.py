@@ -160,8 +160,7 @@ async def test_start_gate_lets_a_bounded_number_start_together() -> None:
 
 
 def test_rate_pump_waits_for_a_few_tokens_at_once() -> None:
-    """At 5,000/s the pump sleeps 2 ms (ten tokens), not 0.2 ms per token, which uvloop
-    would round to no sleep at all; with a one-token bucket it still waits one token."""
+    """The rate pump sleeps for a few tokens at once (2 ms at 5,000/s), never a sub-ms timer."""
     assert pump_wait_s(tokens=0.0, burst=5000.0, rate_per_s=5000.0) == MIN_WAIT_S
     assert pump_wait_s(tokens=0.0, burst=1.0, rate_per_s=5000.0) == 1 / 5000
     assert pump_wait_s(tokens=0.5, burst=10.0, rate_per_s=10.0) == 0.05  # slow: a token
