@@ -77,8 +77,7 @@ async def test_silent_socket_times_out(
 async def test_held_listen_silent_past_its_hold_times_out(
     exmail_sim: ExmailSim, session: aiohttp.ClientSession, tenant: TenantConfig
 ) -> None:
-    """A listen whose headers came but whose body stays silent past hold + timeout ends
-    with UpstreamTimeout (the session's read timeout bounds every read of the hold)."""
+    """A held listen whose body stays silent past hold + timeout ends in UpstreamTimeout."""
     exmail_sim.state.configure(hold_s=30.0)  # the upstream holds far longer than asked
     settings = exmail_sim.exmail_settings(listen_hold_s=0.2, timeout_s=0.2)
     client = ExmailClient(session=session, settings=settings)
