@@ -87,7 +87,6 @@ class Listener:
         "_store",
         "_unread",
         "_upstream",
-        "_wanted",
         "backoff",
         "polls",
         "tenant",
