@@ -80,7 +80,7 @@ async def test_callbacks_failed_by_a_crash_are_never_committed_later(store: Stor
     """A group commit crashing fails every waiting callback at once; none is committed later."""
     group = _group(store)
     first, queued, later = _verified("m-1", "m-2", "m-3")
-    real = group._committer.commit_once
+    real = store.commit
     calls = 0
 
     async def crashing(*args: Any, **kwargs: Any) -> Any:
@@ -91,7 +91,7 @@ async def test_callbacks_failed_by_a_crash_are_never_committed_later(store: Stor
             raise RuntimeError("a bug")
         return await real(*args, **kwargs)
 
-    with patch.object(group._committer, "commit_once", crashing):
+    with patch.object(store, "commit", crashing):
         answers = await asyncio.gather(
             group.submit(first), _after(0.01, group.submit(queued)), return_exceptions=True
         )
