@@ -84,12 +84,14 @@ class Dispatcher:
         # Ordered sinks ack one by one: an ack there also moves the mailbox's line on.
         self._acks = None if ordered else AckBatcher(store=store, sink=sink.name)
         self._stopping = asyncio.Event()
+        self._freed = asyncio.Event()  # a send ended: its slot is free
         self._seen_errors: set[str] = set()
         self.supervisor = supervisor or Supervisor(
             f"dispatcher {sink.name}", on_restart=self._restarted
         )
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
         metrics.dispatcher_created(self._label)
+        self._meters = metrics.DeliveryMeters(self._label)
         self.delivered = 0
 
     def _restarted(self) -> None:
@@ -126,6 +128,8 @@ class Dispatcher:
             else:
                 await self._run_slots()
         finally:
+            if self._acks is not None:
+                await self._acks.drain()
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
@@ -138,8 +142,18 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[Delivery]:
         self._dying()  # keeps the gauge current (it clears once the crashes are old)
-        claim = self._store.claim_in_order if self._ordered else self._store.claim
-        batch = await claim(self.name, limit=limit, lease_s=self._lease_s)
+        if self._acks is None:
+            batch = await self._store.claim_in_order(self.name, limit=limit, lease_s=self._lease_s)
+        else:
+            # The acks of the sends that ended ride on the claim: one store call for both.
+            acks = self._acks.take()
+            try:
+                batch = await self._store.claim(
+                    self.name, limit=limit, lease_s=self._lease_s, acks=acks
+                )
+            except StoreError:
+                self._acks.give_back(acks)
+                raise
         self._claims.hold(batch)
         return batch
 
@@ -160,20 +174,25 @@ class Dispatcher:
         """Keep up to `concurrency` sends in flight, refilling each slot as soon as it frees,
         so one slow receiver answer does not hold back the deliveries claimed with it."""
         inflight: set[asyncio.Task[None]] = set()
+
+        def ended(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            self._freed.set()
+
         try:
             while not self._stopping.is_set():
                 try:
-                    await self._refill(inflight)
+                    await self._refill(inflight, ended)
                 except StoreError as exc:
                     log.error("dispatch_store_failed", sink=self.name, error=str(exc))
                     await self._pause(1.0)
         finally:
             if inflight:
                 await asyncio.wait(inflight)
-            if self._acks is not None:
-                await self._acks.drain()
 
-    async def _refill(self, inflight: set[asyncio.Task[None]]) -> None:
+    async def _refill(
+        self, inflight: set[asyncio.Task[None]], ended: Callable[[asyncio.Task[None]], None]
+    ) -> None:
         room = self._concurrency - len(inflight)
         # Claim in batches: once half the slots are free (or all, when idle), not one
         # store round trip per freed slot; a quiet sink still claims at once.
@@ -182,15 +201,28 @@ class Dispatcher:
         for item in batch:
             task = asyncio.create_task(self._send_guarded(item), name=f"deliver[{self.name}]")
             inflight.add(task)
-            task.add_done_callback(inflight.discard)
+            task.add_done_callback(ended)
         if len(inflight) >= self._concurrency or (inflight and not worth_it):
-            await asyncio.wait(inflight, timeout=IDLE_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+            # Acks wait for the claim that the next freed slots bring, but not long.
+            wait_s = SLOT_POLL_S if self._acks else IDLE_WAIT_S
+            if not await self._slot_freed(wait_s) and self._acks is not None:
+                self._acks.flush()
         elif inflight and not batch:
             # Poll for new work while sends are in flight (a blocking store wait cannot be
             # interrupted cleanly when a slot frees).
-            await asyncio.wait(inflight, timeout=SLOT_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+            await self._slot_freed(SLOT_POLL_S)
         elif not inflight:
             await self._idle()
+
+    async def _slot_freed(self, timeout_s: float) -> bool:
+        """Wait until a send ends (True) or `timeout_s` passes (False)."""
+        if not self._freed.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._freed.wait()
+        freed = self._freed.is_set()
+        self._freed.clear()
+        return freed
 
     async def _send_guarded(self, item: Delivery) -> None:
         try:
@@ -275,8 +307,7 @@ class Dispatcher:
                 await self._store.ack(held)
         self.delivered += 1
         self.permanent_failure = None
-        metrics.delivery(self._label, "delivered", took_s)
-        metrics.event_latency(self._label, time.time() - item.enqueued_at)
+        self._meters.delivered(took_s, time.time() - item.enqueued_at)
 
     async def _failed(self, item: Delivery, exc: SinkError, took_s: float) -> None:
         if exc.loud:
@@ -286,13 +317,13 @@ class Dispatcher:
         if exc.retryable and delay is not None:
             async with self._claims.current(item) as held:
                 await self._store.retry_at(held, time.time() + delay, exc.reason)
-            metrics.delivery(self._label, "retry", took_s)
+            self._meters.failed("retry", took_s)
             self._log_retry(item, delay, exc.reason)
             return
         reason = exc.reason if not exc.retryable else f"retries exhausted: {exc.reason}"
         async with self._claims.current(item) as held:
             await self._store.dead_letter(held, reason)
-        metrics.delivery(self._label, "dead", took_s)
+        self._meters.failed("dead", took_s)
         level = log.error if exc.loud else log.warning
         level(
             "delivery_dead_lettered",

@@ -170,10 +170,14 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions):
             await self._call("prune", ops.prune_dedupe, self._db, now - self._window_s)
         return CommitResult(emitted=emitted, duplicates=duplicates)
 
-    async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
-        """Up to `limit` due deliveries, oldest first, each leased for `lease_s`."""
+    async def claim(
+        self, sink: str, *, limit: int, lease_s: float, acks: Sequence[Delivery] = ()
+    ) -> list[Delivery]:
+        """Forget `acks`, then up to `limit` due deliveries, oldest first, each leased for
+        `lease_s`; one transaction."""
         now = time.time()
-        rows = await self._call("claim", ops.claim, self._db, sink, limit, now, now + lease_s)
+        done = [_split_ref(d.ref)[0] for d in acks]
+        rows = await self._call("claim", ops.claim, self._db, sink, limit, now, now + lease_s, done)
         return [_delivery(sink, row) for row in rows]
 
     async def claim_in_order(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:

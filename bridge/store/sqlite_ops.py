@@ -104,10 +104,18 @@ def prune_dedupe(conn: sqlite3.Connection, before: float) -> int:
 
 
 def claim(
-    conn: sqlite3.Connection, sink: str, limit: int, now: float, until: float
+    conn: sqlite3.Connection,
+    sink: str,
+    limit: int,
+    now: float,
+    until: float,
+    acked: Sequence[int] = (),
 ) -> list[ClaimedRow]:
-    """Take up to `limit` due rows, oldest first, and push their `due_at` to `until`."""
+    """Delete the `acked` rows, then take up to `limit` due rows, oldest first, and push
+    their `due_at` to `until`."""
     with transaction(conn):
+        if acked:
+            conn.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in acked])
         rows = conn.execute(
             "SELECT id, event, attempt, enqueued_at, claims + 1 FROM outbox"
             " WHERE sink = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
