@@ -21,6 +21,7 @@ import contextlib
 import random
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from bridge import metrics
@@ -84,7 +85,11 @@ class Dispatcher:
         # Ordered sinks ack one by one: an ack there also moves the mailbox's line on.
         self._acks = None if ordered else AckBatcher(store=store, sink=sink.name)
         self._stopping = asyncio.Event()
-        self._freed = asyncio.Event()  # a send ended: its slot is free
+        self._freed = asyncio.Event()  # a send or a background claim ended
+        self._claiming: asyncio.Task[list[Delivery]] | None = None
+        self._claim_limit = 0
+        self._dry = False  # the last claim found less due work than it asked for
+        self._polled = False  # a poll interval (or the store's wait) passed since
         self._seen_errors: set[str] = set()
         self.supervisor = supervisor or Supervisor(
             f"dispatcher {sink.name}", on_restart=self._restarted
@@ -171,9 +176,11 @@ class Dispatcher:
                 await self._pause(1.0)
 
     async def _run_slots(self) -> None:
-        """Keep up to `concurrency` sends in flight, refilling each slot as soon as it frees,
-        so one slow receiver answer does not hold back the deliveries claimed with it."""
+        """Keep up to `concurrency` sends in flight, refilling each slot as soon as it frees
+        from a reserve of claimed deliveries, so neither one slow receiver answer nor the
+        next claim's store round trip holds the other sends back."""
         inflight: set[asyncio.Task[None]] = set()
+        reserve: deque[Delivery] = deque()
 
         def ended(task: asyncio.Task[None]) -> None:
             inflight.discard(task)
@@ -182,40 +189,81 @@ class Dispatcher:
         try:
             while not self._stopping.is_set():
                 try:
-                    await self._refill(inflight, ended)
+                    await self._refill(inflight, reserve, ended)
                 except StoreError as exc:
                     log.error("dispatch_store_failed", sink=self.name, error=str(exc))
                     await self._pause(1.0)
         finally:
+            if self._claiming is not None:
+                with contextlib.suppress(StoreError):
+                    reserve.extend(await self._claiming)
+                self._claiming = None
+            await self._give_back(reserve)
             if inflight:
                 await asyncio.wait(inflight)
 
     async def _refill(
-        self, inflight: set[asyncio.Task[None]], ended: Callable[[asyncio.Task[None]], None]
+        self,
+        inflight: set[asyncio.Task[None]],
+        reserve: deque[Delivery],
+        ended: Callable[[asyncio.Task[None]], None],
     ) -> None:
-        room = self._concurrency - len(inflight)
-        # Claim in batches: once half the slots are free (or all, when idle), not one
-        # store round trip per freed slot; a quiet sink still claims at once.
-        worth_it = room >= max(1, self._concurrency // 2) or not inflight
-        batch = await self._claim(room) if room and worth_it else []
-        for item in batch:
-            task = asyncio.create_task(self._send_guarded(item), name=f"deliver[{self.name}]")
+        self._collect(reserve)
+        while reserve and len(inflight) < self._concurrency:
+            task = asyncio.create_task(
+                self._send_guarded(reserve.popleft()), name=f"deliver[{self.name}]"
+            )
             inflight.add(task)
             task.add_done_callback(ended)
-        if len(inflight) >= self._concurrency or (inflight and not worth_it):
-            # Acks wait for the claim that the next freed slots bring, but not long.
-            wait_s = SLOT_POLL_S if self._acks else IDLE_WAIT_S
-            if not await self._slot_freed(wait_s) and self._acks is not None:
-                self._acks.flush()
-        elif inflight and not batch:
-            # Poll for new work while sends are in flight (a blocking store wait cannot be
-            # interrupted cleanly when a slot frees).
-            await self._slot_freed(SLOT_POLL_S)
-        elif not inflight:
+        room = self._concurrency - len(inflight)
+        if self._claiming is None and len(reserve) <= self._concurrency // 2:
+            # The next round is claimed in the background while the slots are busy, so a
+            # freed slot never waits for a store round trip. When the store had no more
+            # due work, claim again once half the slots are free or a poll interval passed
+            # (an idle sink: after the store's wait), not at every freed slot.
+            half_free = room >= max(1, self._concurrency // 2) and bool(inflight)
+            if not self._dry or half_free or self._polled:
+                self._start_claim(self._concurrency + room - len(reserve))
+        if self._claiming is None and not inflight and not reserve:
             await self._idle()
+            self._polled = True
+            return
+        # Acks wait for the claim that the next freed slots bring, but not long.
+        polling = self._acks or (self._dry and self._claiming is None)
+        if not await self._woken(SLOT_POLL_S if polling else IDLE_WAIT_S):
+            self._polled = True
+            if self._acks is not None:
+                self._acks.flush()
 
-    async def _slot_freed(self, timeout_s: float) -> bool:
-        """Wait until a send ends (True) or `timeout_s` passes (False)."""
+    def _start_claim(self, limit: int) -> None:
+        self._claim_limit = limit
+        self._claiming = asyncio.create_task(self._claim(limit), name=f"claim[{self.name}]")
+        self._claiming.add_done_callback(lambda _: self._freed.set())
+
+    def _collect(self, reserve: deque[Delivery]) -> None:
+        """A finished background claim's deliveries join the reserve (its StoreError is
+        raised here)."""
+        claiming = self._claiming
+        if claiming is None or not claiming.done():
+            return
+        self._claiming = None
+        batch = claiming.result()
+        reserve.extend(batch)
+        self._dry, self._polled = len(batch) < self._claim_limit, False
+
+    async def _give_back(self, reserve: deque[Delivery]) -> None:
+        """Stopping: make the claimed deliveries that were never sent due again now."""
+        while reserve:
+            item = reserve.popleft()
+            try:
+                async with self._claims.current(item) as held:
+                    await self._store.defer(held, time.time())
+            except StoreError as exc:  # its lease runs out instead
+                log.warning("dispatch_give_back_failed", sink=self.name, error=str(exc))
+            self._claims.release(item)
+
+    async def _woken(self, timeout_s: float) -> bool:
+        """Wait until a send or a claim ends (True) or `timeout_s` passes (False)."""
         if not self._freed.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
