@@ -47,7 +47,8 @@ _IN_LINE = "@line"  # ref mark of an ordered claim: acking it moves its mailbox'
 _PRUNE_EVERY_S = 10.0
 # Calls that wait behind the others on the store's thread (see store_thread): a burst's
 # commits queue up by the hundred, and a dispatcher's claim or ack must not wait for them.
-_QUEUED = frozenset({"commit", "prune"})
+# Closing queues too, so it never overtakes a commit queued before it.
+_QUEUED = frozenset({"commit", "prune", "close"})
 _T = TypeVar("_T")
 
 
