@@ -21,6 +21,7 @@ import contextlib
 import random
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from bridge import metrics
@@ -93,12 +94,18 @@ class Dispatcher:
         # Ordered sinks ack one by one: an ack there also moves the mailbox's line on.
         self._acks = None if ordered else AckBatcher(store=store, sink=sink.name)
         self._stopping = asyncio.Event()
+        self._freed = asyncio.Event()  # a send or a background claim ended
+        self._claiming: asyncio.Task[list[Delivery]] | None = None
+        self._claim_limit = 0
+        self._dry = False  # the last claim found less due work than it asked for
+        self._polled = False  # a poll interval (or the store's wait) passed since
         self._seen_errors: set[str] = set()
         self.supervisor = supervisor or Supervisor(
             f"dispatcher {sink.name}", on_restart=self._restarted
         )
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
         metrics.dispatcher_created(self._label)
+        self._meters = metrics.DeliveryMeters(self._label)
         self.delivered = 0
 
     def _restarted(self) -> None:
@@ -135,6 +142,8 @@ class Dispatcher:
             else:
                 await self._run_slots()
         finally:
+            if self._acks is not None:
+                await self._acks.drain()
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
@@ -147,8 +156,18 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[Delivery]:
         self._dying()  # keeps the gauge current (it clears once the crashes are old)
-        claim = self._store.claim_in_order if self._ordered else self._store.claim
-        batch = await claim(self.name, limit=limit, lease_s=self._lease_s)
+        if self._acks is None:
+            batch = await self._store.claim_in_order(self.name, limit=limit, lease_s=self._lease_s)
+        else:
+            # The acks of the sends that ended ride on the claim: one store call for both.
+            acks = self._acks.take()
+            try:
+                batch = await self._store.claim(
+                    self.name, limit=limit, lease_s=self._lease_s, acks=acks
+                )
+            except StoreError:
+                self._acks.give_back(acks)
+                raise
         self._claims.hold(batch)
         return batch
 
@@ -167,41 +186,102 @@ class Dispatcher:
                 await self._pause(1.0)
 
     async def _run_slots(self) -> None:
-        """Keep up to `concurrency` sends in flight, refilling each slot as soon as it frees,
-        so one slow receiver answer does not hold back the deliveries claimed with it."""
+        """Keep up to `concurrency` sends in flight, refilling each slot as soon as it frees
+        from a reserve of claimed deliveries, so neither one slow receiver answer nor the
+        next claim's store round trip holds the other sends back."""
         inflight: set[asyncio.Task[None]] = set()
+        reserve: deque[Delivery] = deque()
+
+        def ended(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            self._freed.set()
+
         try:
             while not self._stopping.is_set():
                 stop_if_cancelled()
                 try:
-                    await self._refill(inflight)
+                    await self._refill(inflight, reserve, ended)
                 except StoreError as exc:
                     _store_failed(self.name, exc)
                     await self._pause(1.0)
         finally:
+            if self._claiming is not None:
+                with contextlib.suppress(StoreError):
+                    reserve.extend(await self._claiming)
+                self._claiming = None
+            await self._give_back(reserve)
             if inflight:
                 await asyncio.wait(inflight)
-            if self._acks is not None:
-                await self._acks.drain()
 
-    async def _refill(self, inflight: set[asyncio.Task[None]]) -> None:
-        room = self._concurrency - len(inflight)
-        # Claim in batches: once half the slots are free (or all, when idle), not one
-        # store round trip per freed slot; a quiet sink still claims at once.
-        worth_it = room >= max(1, self._concurrency // 2) or not inflight
-        batch = await self._claim(room) if room and worth_it else []
-        for item in batch:
-            task = asyncio.create_task(self._send_guarded(item), name=f"deliver[{self.name}]")
+    async def _refill(
+        self,
+        inflight: set[asyncio.Task[None]],
+        reserve: deque[Delivery],
+        ended: Callable[[asyncio.Task[None]], None],
+    ) -> None:
+        self._collect(reserve)
+        while reserve and len(inflight) < self._concurrency:
+            task = asyncio.create_task(
+                self._send_guarded(reserve.popleft()), name=f"deliver[{self.name}]"
+            )
             inflight.add(task)
-            task.add_done_callback(inflight.discard)
-        if len(inflight) >= self._concurrency or (inflight and not worth_it):
-            await asyncio.wait(inflight, timeout=IDLE_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
-        elif inflight and not batch:
-            # Poll for new work while sends are in flight (a blocking store wait cannot be
-            # interrupted cleanly when a slot frees).
-            await asyncio.wait(inflight, timeout=SLOT_POLL_S, return_when=asyncio.FIRST_COMPLETED)
-        elif not inflight:
+            task.add_done_callback(ended)
+        room = self._concurrency - len(inflight)
+        if self._claiming is None and len(reserve) <= self._concurrency // 2:
+            # The next round is claimed in the background while the slots are busy, so a
+            # freed slot never waits for a store round trip. When the store had no more
+            # due work, claim again once half the slots are free or a poll interval passed
+            # (an idle sink: after the store's wait), not at every freed slot.
+            half_free = room >= max(1, self._concurrency // 2) and bool(inflight)
+            if not self._dry or half_free or self._polled:
+                self._start_claim(self._concurrency + room - len(reserve))
+        if self._claiming is None and not inflight and not reserve:
             await self._idle()
+            self._polled = True
+            return
+        # Acks wait for the claim that the next freed slots bring, but not long.
+        polling = self._acks or (self._dry and self._claiming is None)
+        if not await self._woken(SLOT_POLL_S if polling else IDLE_WAIT_S):
+            self._polled = True
+            if self._acks is not None:
+                self._acks.flush()
+
+    def _start_claim(self, limit: int) -> None:
+        self._claim_limit = limit
+        self._claiming = asyncio.create_task(self._claim(limit), name=f"claim[{self.name}]")
+        self._claiming.add_done_callback(lambda _: self._freed.set())
+
+    def _collect(self, reserve: deque[Delivery]) -> None:
+        """A finished background claim's deliveries join the reserve (its StoreError is
+        raised here)."""
+        claiming = self._claiming
+        if claiming is None or not claiming.done():
+            return
+        self._claiming = None
+        batch = claiming.result()
+        reserve.extend(batch)
+        self._dry, self._polled = len(batch) < self._claim_limit, False
+
+    async def _give_back(self, reserve: deque[Delivery]) -> None:
+        """Stopping: make the claimed deliveries that were never sent due again now."""
+        while reserve:
+            item = reserve.popleft()
+            try:
+                async with self._claims.current(item) as held:
+                    await self._store.defer(held, time.time())
+            except StoreError as exc:  # its lease runs out instead
+                log.warning("dispatch_give_back_failed", sink=self.name, error=str(exc))
+            self._claims.release(item)
+
+    async def _woken(self, timeout_s: float) -> bool:
+        """Wait until a send or a claim ends (True) or `timeout_s` passes (False)."""
+        if not self._freed.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._freed.wait()
+        freed = self._freed.is_set()
+        self._freed.clear()
+        return freed
 
     async def _send_guarded(self, item: Delivery) -> None:
         try:
@@ -286,8 +366,7 @@ class Dispatcher:
                 await self._store.ack(held)
         self.delivered += 1
         self.permanent_failure = None
-        metrics.delivery(self._label, "delivered", took_s)
-        metrics.event_latency(self._label, time.time() - item.enqueued_at)
+        self._meters.delivered(took_s, time.time() - item.enqueued_at)
 
     async def _failed(self, item: Delivery, exc: SinkError, took_s: float) -> None:
         if exc.loud:
@@ -297,13 +376,13 @@ class Dispatcher:
         if exc.retryable and delay is not None:
             async with self._claims.current(item) as held:
                 await self._store.retry_at(held, time.time() + delay, exc.reason)
-            metrics.delivery(self._label, "retry", took_s)
+            self._meters.failed("retry", took_s)
             self._log_retry(item, delay, exc.reason)
             return
         reason = exc.reason if not exc.retryable else f"retries exhausted: {exc.reason}"
         async with self._claims.current(item) as held:
             await self._store.dead_letter(held, reason)
-        metrics.delivery(self._label, "dead", took_s)
+        self._meters.failed("dead", took_s)
         level = log.error if exc.loud else log.warning
         level(
             "delivery_dead_lettered",

@@ -61,6 +61,10 @@ class Event:
     mailbox: str
     time: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    # The bytes `from_json` read, so an event claimed from an outbox is sent exactly as it
+    # was committed, without serialising it again. Not an init field: a built or replaced
+    # event has none and serialises itself.
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def source(self) -> str:
@@ -83,14 +87,17 @@ class Event:
         return doc
 
     def to_json(self) -> bytes:
-        """The CloudEvents document as compact JSON bytes."""
+        """The CloudEvents document as compact JSON bytes (for an event read with
+        `from_json`: the very bytes it was read from)."""
+        if self._json is not None:
+            return self._json
         return orjson.dumps(self.to_cloudevent())
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Event:
-        """Inverse of `to_json`."""
+        """Inverse of `to_json`; the event keeps `raw` as its serialised form."""
         doc = orjson.loads(raw)
-        return cls(
+        event = cls(
             id=doc["id"],
             type=doc["type"],
             tenant=doc["source"].removeprefix("exmail://"),
@@ -98,6 +105,8 @@ class Event:
             time=doc["time"],
             data=doc.get("data") or {},
         )
+        object.__setattr__(event, "_json", raw if isinstance(raw, bytes) else raw.encode())
+        return event
 
 
 def now_iso(now: datetime | None = None) -> str:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from fnmatch import fnmatchcase
 from typing import Protocol
 
-from bridge import baselines, events, metrics
+from bridge import baselines, events, globs, metrics
 from bridge.backoffs import Backoff
 from bridge.config import ExmailSection, TenantConfig
 from bridge.directory import DirectoryDelta, DirectorySync
@@ -87,6 +86,7 @@ class Listener:
         "_store",
         "_unread",
         "_upstream",
+        "_wanted",
         "backoff",
         "polls",
         "tenant",
@@ -115,6 +115,7 @@ class Listener:
         self._pacer = PollPacer(min_interval_s=settings.min_poll_interval_s, backoff=self.backoff)
         self._directory = DirectorySync(tenant=tenant, upstream=upstream, settings=settings)
         self._unread = UnreadMemory(watch=tenant.watch, max_items=unread_memory)
+        self._wanted = globs.matcher(tenant.mailboxes)  # the mailboxes that make events
         self._gap = True  # nothing was heard yet: reconcile after the first poll
         self.polls = 0
         self._held = False  # the current poll's listen was held by the upstream
@@ -213,9 +214,6 @@ class Listener:
         committed = await self._commit(pending.events, counts=pending.counts)
         pending.clear()
         return committed
-
-    def _wanted(self, mailbox: str) -> bool:
-        return any(fnmatchcase(mailbox.lower(), p.lower()) for p in self.tenant.mailboxes)
 
     def _note(self, push: MailPush | UnreadPush, pending: Pending) -> None:
         """Add the event a push becomes (none outside the tenant's mailbox filter)."""

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from bridge import __version__
 
-__all__ = ["REGISTRY"]
+__all__ = ["REGISTRY", "DeliveryMeters"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _P = "exmail_bridge_"
@@ -214,15 +214,27 @@ def events_deduplicated(count: int = 1) -> None:
     EVENTS_DEDUPLICATED.inc(count)
 
 
-def delivery(sink: str, outcome: str, duration_s: float) -> None:
-    """A delivery attempt on `sink` ended `delivered`, `retry` or `dead`."""
-    DELIVERIES.labels(sink, outcome).inc()
-    DELIVERY_DURATION.labels(sink).observe(duration_s)
+class DeliveryMeters:
+    """One sink's delivery metrics; its labelled children are looked up once, not at
+    every delivery (a burst delivers thousands a second)."""
 
+    def __init__(self, sink: str) -> None:
+        self._sink = sink
+        self._delivered = DELIVERIES.labels(sink, "delivered")
+        self._duration = DELIVERY_DURATION.labels(sink)
+        self._latency = EVENT_LATENCY.labels(sink)
 
-def event_latency(sink: str, seconds: float) -> None:
-    """An event reached `sink` `seconds` after its commit."""
-    EVENT_LATENCY.labels(sink).observe(max(seconds, 0.0))
+    def delivered(self, duration_s: float, latency_s: float) -> None:
+        """A delivery attempt succeeded; the event reached the sink `latency_s` after its
+        commit."""
+        self._delivered.inc()
+        self._duration.observe(duration_s)
+        self._latency.observe(max(latency_s, 0.0))
+
+    def failed(self, outcome: str, duration_s: float) -> None:
+        """A delivery attempt failed and ended `retry` or `dead`."""
+        DELIVERIES.labels(self._sink, outcome).inc()
+        self._duration.observe(duration_s)
 
 
 def sink_permanent_failure(sink: str) -> None:

@@ -16,13 +16,13 @@ What the answer means (the dispatcher retries, never this sink):
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import aiohttp
+from yarl import URL
 
 from bridge import __version__
 from bridge.config import WebhookSinkConfig
@@ -54,6 +54,9 @@ class WebhookSink:
         self._keys = tuple(
             _key(config.name, i, s.get_secret_value()) for i, s in enumerate(config.secret)
         )
+        self._url = URL(config.url)
+        # The headers every request carries; each send adds its signature headers.
+        self._headers = {**config.headers, "content-type": CONTENT_TYPE}
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -77,8 +80,9 @@ class WebhookSink:
         """POST the event; return when the receiver answered 2xx, else raise SinkError."""
         if self._session is None:
             raise RuntimeError("WebhookSink.send() before start()")
-        body = event.to_json()
-        headers = {**self._config.headers, **self._signed(event.id, body)}
+        body = event.to_json()  # an event claimed from the outbox: its stored bytes
+        headers = self._headers.copy()
+        headers.update(signed_headers(self._keys, event.id, int(self._clock()), body))
         status, retry_after = await self._post(self._session, body, headers)
         _check_status(self.name, status, retry_after, self._clock())
 
@@ -88,21 +92,14 @@ class WebhookSink:
             await self._session.close()
             self._session = None
 
-    def _signed(self, msg_id: str, body: bytes) -> dict[str, str]:
-        headers = signed_headers(self._keys, msg_id, int(self._clock()), body)
-        headers["content-type"] = CONTENT_TYPE
-        return headers
-
     async def _post(
         self, session: aiohttp.ClientSession, body: bytes, headers: dict[str, str]
     ) -> tuple[int, str | None]:
+        # The session's total timeout (`timeout_s`) bounds the whole exchange.
         try:
-            async with (
-                asyncio.timeout(self._config.timeout_s),
-                session.post(
-                    self._config.url, data=body, headers=headers, allow_redirects=False
-                ) as resp,
-            ):
+            async with session.post(
+                self._url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
                 return resp.status, resp.headers.get("retry-after")
         except TimeoutError as exc:
             raise SinkError(self.name, "timed out", retryable=True) from exc

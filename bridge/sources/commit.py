@@ -120,8 +120,11 @@ class Committer:
 
 def _count(tenant: str, batch: Sequence[Event], result: CommitResult) -> None:
     if result.emitted == len(batch):
+        by_type: dict[str, int] = {}
         for event in batch:
-            metrics.events_committed(event.type)
+            by_type[event.type] = by_type.get(event.type, 0) + 1
+        for event_type, count in by_type.items():
+            metrics.events_committed(event_type, count)
     elif result.emitted:  # a partly duplicate batch: reconcile batches share one type
         metrics.events_committed(batch[0].type, result.emitted)
     if result.duplicates:

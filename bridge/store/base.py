@@ -143,9 +143,13 @@ class Store(PreferenceStore, Protocol):
     async def put_directory(self, tenant: str, snapshot: DirectorySnapshot) -> None:
         """Replace the tenant's stored directory walk."""
 
-    async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
+    async def claim(
+        self, sink: str, *, limit: int, lease_s: float, acks: Sequence[Delivery] = ()
+    ) -> list[Delivery]:
         """Up to `limit` due deliveries for `sink`; each is invisible to other claimers
-        for `lease_s` seconds unless acked, rescheduled or dead-lettered before that."""
+        for `lease_s` seconds unless acked, rescheduled or dead-lettered before that.
+        `acks` (deliveries of `sink` claimed with `claim` that succeeded) are forgotten
+        first, in the same transaction or round trip, as `ack_many` would."""
 
     async def claim_in_order(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
         """Like `claim`, for ordered sinks: a delivery is handed out only when no earlier

@@ -188,13 +188,17 @@ class RedisStore(
             args += [item.event.to_json(), len(item.sinks), *(index[s] for s in item.sinks)]
         return keys, args
 
-    async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
-        """Up to `limit` due deliveries, oldest first, each leased for `lease_s`."""
+    async def claim(
+        self, sink: str, *, limit: int, lease_s: float, acks: Sequence[Delivery] = ()
+    ) -> list[Delivery]:
+        """Forget `acks`, then up to `limit` due deliveries, oldest first, each leased for
+        `lease_s`; one script call."""
         k = self._keys
         now_ms = ms(time.time())
         until_ms = now_ms + max(ms(lease_s), 1)
         keys = [k.due(sink), k.body(sink), k.attempts(sink), k.wake(sink)]
-        flat = await self._script("CLAIM", keys, [now_ms, until_ms, limit])
+        done = [split_ref(d.ref)[0] for d in acks]
+        flat = await self._script("CLAIM", keys, [now_ms, until_ms, limit, *done])
         return [
             delivery_from(sink, flat[i], flat[i + 1], flat[i + 2], until_ms)
             for i in range(0, len(flat), 3)

@@ -85,9 +85,15 @@ end
 return {#fresh, dup, {}}
 """
 
-# KEYS: due, body, attempts, wake.  ARGV: now_ms, until_ms, limit.
+# KEYS: due, body, attempts, wake.  ARGV: now_ms, until_ms, limit, then the ids to ack
+# first (claimed with CLAIM and delivered: no mailbox line to move).
 # Returns {id, body, attempts, id, body, attempts, ...}; claimed ids score `until_ms`.
 CLAIM = """#!lua
+for i = 4, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+end
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[3])
 local out = {}
 for _, id in ipairs(ids) do

@@ -17,7 +17,6 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -39,6 +38,7 @@ from bridge.store.budget import Grant, Limits
 from bridge.store.space import SpaceWatch
 from bridge.store.sqlite_me import SqlitePreferencesMixin
 from bridge.store.sqlite_schema import connect
+from bridge.store.store_thread import StoreThread
 from bridge.store.subscriptions_sqlite import SqliteSubscriptions
 from bridge.store.tokens_sqlite import SqliteTokens
 
@@ -48,6 +48,10 @@ log = get_logger(__name__)
 _BACKEND = "sqlite"
 _IN_LINE = "@line"  # ref mark of an ordered claim: acking it moves its mailbox's line on
 _PRUNE_EVERY_S = 10.0
+# Calls that wait behind the others on the store's thread (see store_thread): a burst's
+# commits queue up by the hundred, and a dispatcher's claim or ack must not wait for them.
+# Closing queues too, so it never overtakes a commit queued before it.
+_QUEUED = frozenset({"commit", "prune", "close"})
 _T = TypeVar("_T")
 
 
@@ -82,7 +86,7 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
         self._exclusive = exclusive  # the running bridge: one per database
         self._lock_fd: int | None = None
         self._window_s = dedupe_window_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._thread = StoreThread(name="sqlite-store")
         self._conn: sqlite3.Connection | None = None
         self._wake: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._next_prune = 0.0
@@ -97,12 +101,13 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
         self._committed_versions: dict[str, str] = {}
 
     async def __aenter__(self) -> Self:
-        if self._exclusive:
-            self._lock_fd = await self._call("lock", _hold_run_lock, self._path)
         try:
+            if self._exclusive:
+                self._lock_fd = await self._call("lock", _hold_run_lock, self._path)
             self._conn = await self._call("open", connect, self._path)
         except BaseException:
             self._release_lock()
+            self._thread.close()
             raise
         return self
 
@@ -110,7 +115,7 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
         conn, self._conn = self._conn, None
         if conn is not None:
             await self._call("close", conn.close)
-        self._executor.shutdown(wait=True)
+        self._thread.close()
         self._release_lock()
 
     def _release_lock(self) -> None:
@@ -120,9 +125,8 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
 
     async def _call(self, op: str, fn: Callable[..., _T], *args: Any) -> _T:
         """Run `fn` on the store's thread; the one place sqlite3 errors become ours."""
-        loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._executor, fn, *args)
+            result = await self._thread.call(fn, *args, urgent=op not in _QUEUED)
         except OSError as exc:  # the database's folder cannot be made
             raise StoreError(f"{exc.strerror}: {exc.filename}", backend=_BACKEND, op=op) from exc
         except sqlite3.Error as exc:
@@ -204,10 +208,14 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
                 log.warning("store_prune_failed", error=str(exc))
         return CommitResult(emitted=emitted, duplicates=duplicates, replayed=frozenset(replayed))
 
-    async def claim(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:
-        """Up to `limit` due deliveries, oldest first, each leased for `lease_s`."""
+    async def claim(
+        self, sink: str, *, limit: int, lease_s: float, acks: Sequence[Delivery] = ()
+    ) -> list[Delivery]:
+        """Forget `acks`, then up to `limit` due deliveries, oldest first, each leased for
+        `lease_s`; one transaction."""
         now = time.time()
-        rows = await self._call("claim", ops.claim, self._db, sink, limit, now, now + lease_s)
+        done = [_split_ref(d.ref)[0] for d in acks]
+        rows = await self._call("claim", ops.claim, self._db, sink, limit, now, now + lease_s, done)
         return [_delivery(sink, row) for row in rows]
 
     async def claim_in_order(self, sink: str, *, limit: int, lease_s: float) -> list[Delivery]:

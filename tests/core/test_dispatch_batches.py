@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bridge.store.base import Store
 from tests.core.test_dispatch import SINK, Receiver, commit_mails, dispatching
 from tests.core.test_group_commit import _scripts_run
@@ -34,3 +36,25 @@ async def test_burst_is_acked_in_batches(store_maker: StoreMaker) -> None:
 
 async def _empty(store: Store) -> bool:
     return await store.backlog(SINK) == 0
+
+
+async def test_a_stop_gives_the_unsent_reserve_back_at_once(store_maker: StoreMaker) -> None:
+    """Deliveries claimed ahead but never sent are due again at once after a stop, none lost."""
+    receiver = Receiver(plan=lambda _mailbox, _attempt: (204, {}))
+    gate = asyncio.Event()
+    mailboxes = [f"u{n}@acme.com" for n in range(20)]
+    receiver.gates = dict.fromkeys(mailboxes, gate)
+    async with store_maker.open() as store:
+        await commit_mails(store, *mailboxes)
+        async with dispatching(store, receiver, retry_s=[0, 1]) as dispatcher:
+            await until(lambda: _waiting(receiver, 8))  # every slot busy, a reserve in hand
+            dispatcher.stop()
+            gate.set()
+        left = await store.claim(SINK, limit=100, lease_s=30)
+    sent = [mailbox for _, mailbox, _ in receiver.got]
+    assert sorted(sent + [d.event.mailbox for d in left]) == sorted(mailboxes)
+    assert len(left) > 20 - 16  # more than the deliveries the dispatcher never claimed
+
+
+async def _waiting(receiver: Receiver, count: int) -> bool:
+    return receiver.waiting >= count

@@ -54,19 +54,15 @@ class StoreMaker:
 
 @contextmanager
 def _sqlite_fault_after_first_event() -> Iterator[None]:
-    # The dedupe check of the second event runs after the first event's rows were written
-    # inside the same transaction; failing there exercises the rollback.
-    real = sqlite_ops._seen
-    calls = 0
+    # Fail right after the events' dedupe and outbox rows were written inside the
+    # transaction (the version and baselines still to come): exercises the rollback.
+    real = sqlite_ops._append
 
-    def flaky(*args: Any) -> bool:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(*args)
+    def flaky(*args: Any) -> None:
+        real(*args)
+        raise sqlite3.OperationalError("disk I/O error")
 
-    with patch.object(sqlite_ops, "_seen", flaky):
+    with patch.object(sqlite_ops, "_append", flaky):
         yield
 
 

@@ -28,3 +28,14 @@ async def test_acked_deliveries_are_never_claimed_again(store: Store) -> None:
     await asyncio.sleep(0.01)  # the claims' leases are over
     again = await store.claim("oa", limit=10, lease_s=30)
     assert [d.event.id for d in again] == [claimed[2].event.id]
+
+
+async def test_a_claim_forgets_the_acks_it_carries(store: Store) -> None:
+    """claim(acks=...) acks those deliveries and claims others in the same call."""
+    await store.commit("acme", routed(1, 2, 3, 4, 5, 6, sinks=("oa", "bus")))
+    first = await store.claim("oa", limit=3, lease_s=30)
+    second = await store.claim("oa", limit=10, lease_s=30, acks=first)
+    assert len(second) == 3
+    assert {d.event.id for d in first}.isdisjoint(d.event.id for d in second)
+    assert await store.backlog("oa") == 3
+    assert await store.backlog("bus") == 6  # the other sink's copies are untouched
