@@ -2,10 +2,8 @@
 
 A sink that is down never blocks the listeners or the other sinks: each sink has its own
 dispatcher, and a failing delivery goes back to the store with its next due time, so the
-backlog waits in the store, not in memory. Retries follow the sink's `retry_s` ladder
-(`retry_s[0]` delays the first try; the delay before attempt n+1 is `retry_s[n]`, jittered
-±20%), never sooner than a `Retry-After` (itself capped at an hour); after the last rung
-the delivery is a dead letter.
+backlog waits in the store, not in memory. What follows a send (the ack, the next rung of
+the `retry_s` ladder, the dead letter) is in `bridge/outcomes.py`.
 
 Nothing a sink raises ends the dispatcher: an unexpected exception is a failed attempt
 (`internal error: <type>`), counted and logged with its stack. The dispatcher itself runs
@@ -18,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 
 from bridge import metrics
 from bridge.acks import AckBatcher
 from bridge.claims import HeldClaims
-from bridge.errors import SinkError, StoreError
+from bridge.errors import StoreError
 from bridge.logs import get_logger
+from bridge.outcomes import MAX_RETRY_AFTER_S, Outcomes, next_try_delay_s
 from bridge.quiet import Quiet
 from bridge.store.base import Delivery, Store
 from bridge.supervise import Supervisor, stop_if_cancelled
@@ -41,21 +38,6 @@ log = get_logger(__name__)
 _STORE_FAILED = Quiet(every_s=10.0)
 IDLE_WAIT_S = 1.0
 SLOT_POLL_S = 0.05
-MAX_RETRY_AFTER_S = 3600.0  # one answer must not park a delivery for days
-
-
-def next_try_delay_s(
-    ladder: Sequence[float],
-    failed_attempt: int,
-    retry_after_s: float | None,
-    rand: Callable[[float, float], float] = random.uniform,
-) -> float | None:
-    """Seconds until the next try after attempt `failed_attempt` failed; None = give up."""
-    rung = failed_attempt + 1
-    if rung >= len(ladder):
-        return None
-    delay = ladder[rung] * rand(0.8, 1.2)
-    return max(delay, min(retry_after_s or 0.0, MAX_RETRY_AFTER_S))
 
 
 def _store_failed(sink: str, exc: StoreError) -> None:
@@ -99,14 +81,19 @@ class Dispatcher:
         self._claim_limit = 0
         self._dry = False  # the last claim found less due work than it asked for
         self._polled = False  # a poll interval (or the store's wait) passed since
-        self._seen_errors: set[str] = set()
         self.supervisor = supervisor or Supervisor(
             f"dispatcher {sink.name}", on_restart=self._restarted
         )
-        self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
         metrics.dispatcher_created(self._label)
-        self._meters = metrics.DeliveryMeters(self._label)
-        self.delivered = 0
+        self._outcomes = Outcomes(
+            sink=sink,
+            timeout_s=timeout_s,
+            label=self._label,
+            store=store,
+            ladder=self._ladder,
+            claims=self._claims,
+            acks=self._acks,
+        )
 
     def _restarted(self) -> None:
         metrics.dispatcher_restarted(self._label)
@@ -116,6 +103,16 @@ class Dispatcher:
     def name(self) -> str:
         """The sink's configured name."""
         return self.sink.name
+
+    @property
+    def delivered(self) -> int:
+        """Deliveries acknowledged by the sink since start."""
+        return self._outcomes.delivered
+
+    @property
+    def permanent_failure(self) -> str | None:
+        """The reason of the last loud failure, until the next success."""
+        return self._outcomes.permanent_failure
 
     def stop(self) -> None:
         """Finish the deliveries in hand, then return from `run()`."""
@@ -178,7 +175,7 @@ class Dispatcher:
             try:
                 batch = await self._claim(self._concurrency)
                 if batch:
-                    await self._deliver_batch(sink, batch)
+                    await self._outcomes.deliver_batch(sink, batch)
                 else:
                     await self._idle()
             except StoreError as exc:
@@ -285,7 +282,7 @@ class Dispatcher:
 
     async def _send_guarded(self, item: Delivery) -> None:
         try:
-            await self._deliver_one(item)
+            await self._outcomes.deliver_one(item)
         except StoreError as exc:  # the claim lease runs out and the delivery comes back
             _store_failed(self.name, exc)
         except Exception as exc:  # a bug here must not leave a task exception unretrieved
@@ -300,107 +297,3 @@ class Dispatcher:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-
-    async def _deliver_one(self, item: Delivery) -> None:
-        if await self._held_for_first_try(item):
-            return
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(self._timeout_s + 1):
-                await self.sink.send(item.event)
-        except SinkError as exc:
-            await self._failed(item, exc, time.monotonic() - started)
-        except TimeoutError:
-            timeout = SinkError(self.name, "send timed out", retryable=True)
-            await self._failed(item, timeout, time.monotonic() - started)
-        except Exception as exc:
-            await self._failed(item, self._internal(exc), time.monotonic() - started)
-        else:
-            await self._succeeded(item, time.monotonic() - started)
-
-    async def _held_for_first_try(self, item: Delivery) -> bool:
-        """`retry_s[0]` > 0 delays the first try: defer it, counting no attempt."""
-        first_at = item.enqueued_at + self._ladder[0]
-        if item.attempt > 0 or first_at <= time.time() + 0.001:
-            return False
-        async with self._claims.current(item) as held:
-            await self._store.defer(held, first_at)
-        return True
-
-    async def _deliver_batch(self, sink: BatchSink, batch: list[Delivery]) -> None:
-        started = time.monotonic()
-        results: Sequence[SinkError | None]
-        try:
-            async with asyncio.timeout(self._timeout_s * 2 + 1):
-                results = await sink.send_batch([d.event for d in batch])
-        except TimeoutError:
-            results = [SinkError(self.name, "send timed out", retryable=True)] * len(batch)
-        except Exception as exc:
-            results = [self._internal(exc)] * len(batch)
-        took = (time.monotonic() - started) / max(len(batch), 1)
-        try:
-            for item, result in zip(batch, results, strict=True):
-                if result is None:
-                    await self._succeeded(item, took)
-                else:
-                    await self._failed(item, result, took)
-        finally:
-            for item in batch:
-                self._claims.release(item)
-
-    def _internal(self, exc: Exception) -> SinkError:
-        """An unexpected exception from a sink, as a retryable failed attempt."""
-        kind = type(exc).__name__
-        metrics.sink_internal_error(self._label)
-        # The stack once per exception type (not its text: it may quote a secret).
-        stack = "" if kind in self._seen_errors else "".join(traceback.format_tb(exc.__traceback__))
-        self._seen_errors.add(kind)
-        log.error("sink_internal_error", sink=self.name, error_type=kind, stack=stack)
-        return SinkError(self.name, f"internal error: {kind}", retryable=True)
-
-    async def _succeeded(self, item: Delivery, took_s: float) -> None:
-        if self._acks is not None:
-            self._acks.submit(item)  # the slot is free now; the ack goes in the next batch
-        else:
-            async with self._claims.current(item) as held:
-                await self._store.ack(held)
-        self.delivered += 1
-        self.permanent_failure = None
-        self._meters.delivered(took_s, time.time() - item.enqueued_at)
-
-    async def _failed(self, item: Delivery, exc: SinkError, took_s: float) -> None:
-        if exc.loud:
-            self.permanent_failure = exc.reason
-            metrics.sink_permanent_failure(self._label)
-        delay = next_try_delay_s(self._ladder, item.attempt, exc.retry_after_s)
-        if exc.retryable and delay is not None:
-            async with self._claims.current(item) as held:
-                await self._store.retry_at(held, time.time() + delay, exc.reason)
-            self._meters.failed("retry", took_s)
-            self._log_retry(item, delay, exc.reason)
-            return
-        reason = exc.reason if not exc.retryable else f"retries exhausted: {exc.reason}"
-        async with self._claims.current(item) as held:
-            await self._store.dead_letter(held, reason)
-        self._meters.failed("dead", took_s)
-        level = log.error if exc.loud else log.warning
-        level(
-            "delivery_dead_lettered",
-            sink=self.name,
-            event_id=item.event.id,
-            tenant=item.event.tenant,
-            mailbox=item.event.mailbox,
-            attempts=item.attempt + 1,
-            reason=reason,
-        )
-
-    def _log_retry(self, item: Delivery, delay_s: float, reason: str) -> None:
-        log.info(
-            "delivery_retry",
-            sink=self.name,
-            event_id=item.event.id,
-            mailbox=item.event.mailbox,
-            attempt=item.attempt + 1,
-            retry_in_s=round(delay_s, 3),
-            reason=reason,
-        )
