@@ -50,8 +50,11 @@ _IN_LINE = "@line"  # ref mark of an ordered claim: acking it moves its mailbox'
 _PRUNE_EVERY_S = 10.0
 # Calls that wait behind the others on the store's thread (see store_thread): a burst's
 # commits queue up by the hundred, and a dispatcher's claim or ack must not wait for them.
-# Closing queues too, so it never overtakes a commit queued before it.
-_QUEUED = frozenset({"commit", "prune", "close"})
+# Closing queues too, so it never overtakes a commit queued before it. A `defer` (a first
+# try held back by `retry_s[0]`, a reserve given back at stop) is on no send's path: it
+# queues too, so a sink with a delayed first rung does not starve the commits (callbacks
+# answered 0.69-0.71 x the bare handler with it urgent, 0.78-0.86 x queued).
+_QUEUED = frozenset({"commit", "prune", "close", "defer"})
 _T = TypeVar("_T")
 
 
