@@ -41,9 +41,7 @@ SLOT_POLL_S = 0.05
 
 
 def _store_failed(sink: str, exc: StoreError) -> None:
-    held = _STORE_FAILED.allow(str(exc))
-    if held is not None:
-        log.error("dispatch_store_failed", sink=sink, error=str(exc), held_back=held)
+    _STORE_FAILED.log(log.error, "dispatch_store_failed", str(exc), sink=sink)
 
 
 class Dispatcher:
@@ -64,9 +62,7 @@ class Dispatcher:
     ) -> None:
         self.sink = sink
         self._store = store
-        self._ladder = tuple(retry_s)
         self._concurrency = concurrency
-        self._timeout_s = timeout_s
         self._ordered = ordered
         # The `sink` label of its metrics: the sink's name, or a bounded stand-in (such as
         # "subscription") when names are unbounded.
@@ -90,7 +86,7 @@ class Dispatcher:
             timeout_s=timeout_s,
             label=self._label,
             store=store,
-            ladder=self._ladder,
+            ladder=retry_s,
             claims=self._claims,
             acks=self._acks,
         )

@@ -38,3 +38,10 @@ class Quiet:
             self._held.clear()
         self._next[key] = now + self._every_s
         return self._held.pop(key, 0)
+
+    def log(self, emit: Callable[..., object], event: str, error: str, **fields: object) -> None:
+        """`emit(event, error=..., held_back=n, **fields)` unless a line of the same error
+        text went out within the interval."""
+        held = self.allow(error)
+        if held is not None:
+            emit(event, error=error, held_back=held, **fields)

@@ -100,15 +100,9 @@ class Committer:
                 return await op()
             except StoreError as exc:
                 delay = store_backoff.next_delay_s()
-                held = _STORE_FAILED.allow(str(exc))
-                if held is not None:
-                    log.error(
-                        "store_failed",
-                        tenant=self.tenant,
-                        error=str(exc),
-                        retry_in_s=delay,
-                        held_back=held,
-                    )
+                _STORE_FAILED.log(
+                    log.error, "store_failed", str(exc), tenant=self.tenant, retry_in_s=delay
+                )
                 await self._sleep(delay)
 
     async def drain(self) -> None:

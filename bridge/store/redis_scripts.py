@@ -85,16 +85,21 @@ end
 return {#fresh, dup, {}}
 """
 
-# KEYS: due, body, attempts, wake.  ARGV: now_ms, until_ms, limit, then the ids to ack
-# first (claimed with CLAIM and delivered: no mailbox line to move).
-# Returns {id, body, attempts, id, body, attempts, ...}; claimed ids score `until_ms`.
-CLAIM = """#!lua
-for i = 4, #ARGV do
+# Forget delivered ids ARGV[FIRST..]: KEYS due, body, attempts (no mailbox line to move).
+_FORGET = """for i = FIRST, #ARGV do
   redis.call('ZREM', KEYS[1], ARGV[i])
   redis.call('HDEL', KEYS[2], ARGV[i])
   redis.call('HDEL', KEYS[3], ARGV[i])
 end
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[3])
+"""
+
+# KEYS: due, body, attempts, wake.  ARGV: now_ms, until_ms, limit, then the ids to ack
+# first (claimed with CLAIM and delivered: no mailbox line to move).
+# Returns {id, body, attempts, id, body, attempts, ...}; claimed ids score `until_ms`.
+CLAIM = (
+    "#!lua\n"
+    + _FORGET.replace("FIRST", "4")
+    + """local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[3])
 local out = {}
 for _, id in ipairs(ids) do
   local body = redis.call('HGET', KEYS[2], id)
@@ -113,6 +118,7 @@ if #ids == tonumber(ARGV[3]) and redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1]) 
 end
 return out
 """
+)
 
 # An id in a mailbox's line (ordered sinks) leaves it, and the next id becomes due now.
 # KEYS: due, line, wake.  ARGV: id, now_ms.
@@ -142,14 +148,7 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 )
 
 # KEYS: due, body, attempts.  ARGV: ids (claimed with CLAIM: no mailbox line to move).
-ACK_MANY = """#!lua
-for _, id in ipairs(ARGV) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('HDEL', KEYS[3], id)
-end
-return #ARGV
-"""
+ACK_MANY = "#!lua\n" + _FORGET.replace("FIRST", "1") + "return #ARGV\n"
 
 # Only the current claimer (whose lease deadline is still the score) may reschedule.
 # KEYS: due, attempts, wake.  ARGV: id, claim token (until_ms), at_ms.
