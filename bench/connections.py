@@ -122,7 +122,7 @@ def run_floor(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
         ready = probe.wait_for_line(child.log, "floor ready", 120.0)
         sample = _measure(child, args, n, ready)
         if n and args.storm:  # the same storm, for the floor's own CPU per reconnect
-            STORMS["floor"] = reconnect_storm(child, args.sim_port, n, args.rate)
+            STORMS["floor"] = reconnect_storm(child, args.sim_port, n, args.rate, args.sim_pid)
         return sample
     finally:
         child.stop()
@@ -150,7 +150,7 @@ def run_bridge(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
         ready = probe.wait_for(lambda: probe.http_ok(http_port, "/healthz"), 120.0)
         sample = _measure(child, args, n, ready)
         if n and args.storm:
-            STORMS[args.loop] = reconnect_storm(child, args.sim_port, n, args.rate)
+            STORMS[args.loop] = reconnect_storm(child, args.sim_port, n, args.rate, args.sim_pid)
         return sample
     finally:
         child.stop()
@@ -278,6 +278,7 @@ def main() -> int:
         sim_argv = procs.python("bench.simserver", "--port", str(args.sim_port), "--uvloop")
         sim_argv += ["--hold-s", str(args.sim_hold_s), "--max-s", str(args.max_child_s)]
         sim = procs.start("sim", sim_argv, tmp)
+        args.sim_pid = sim.pid
         samples: dict[str, Sample] = {}
         try:
             procs.wait_port(args.sim_port)
