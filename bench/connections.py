@@ -15,9 +15,10 @@ listen) from one bucket of --rate a second, like the bridge's `upstream_rate_per
 `spread_ratio` is the bridge's first-held -> all-held time over the floor's. After the
 bridge holds all N, the simulator cuts them at once (the reconnect storm, bench/storm.py);
 the floor gets the same storm, so both CPU-seconds per reconnect come from one run, as
-do both CPU-seconds per tenant start. Before everything, a bridge with --small tenants
-is timed from process start to all held and to its first `/readyz` 200. Prints one JSON
-object.
+do both CPU-seconds per tenant start. Then the bridge is stopped and started again on the
+same database (bench/restart.py): its spread, start -> all held, and token requests (0).
+Before everything, a bridge with --small tenants is timed from process start to all held
+and to its first `/readyz` 200. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import probe, procs
 from bench.configs import BridgeSetup, bridge_toml
+from bench.restart import restart_report, restarted_bridge
 from bench.storm import reconnect_storm, small_start
 
 TARGET_RATIO = 1.5
@@ -44,6 +46,7 @@ TARGET_RATIO = 1.5
 WINDOW_SLACK_S = 0.5
 SPREAD_TARGET = 1.3  # the bridge's start-up spread <= 1.3 x the floor's at the same rate cap
 STORMS: dict[str, dict[str, object]] = {}  # loop -> the reconnect storm's figures
+RESTARTS: dict[str, dict[str, object]] = {}  # loop -> the restart's figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +154,15 @@ def run_bridge(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
         sample = _measure(child, args, n, ready)
         if n and args.storm:
             STORMS[args.loop] = reconnect_storm(child, args.sim_port, n, args.rate, args.sim_pid)
-        return sample
     finally:
         child.stop()
         _drained(args.sim_port)
+    if n and args.restart:  # the same program again on the same database (bench/restart.py)
+        timeout_s = args.window_s + args.connect_grace_s
+        kept = {"sim_port": args.sim_port, "n": n, "loop": args.loop, "tmp": tmp}
+        RESTARTS[args.loop] = restarted_bridge(config, **kept, timeout_s=timeout_s)
+        _drained(args.sim_port)
+    return sample
 
 
 def _per_conn(loaded: Sample, base: Sample, n: int) -> tuple[float, float]:
@@ -207,6 +215,7 @@ def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, ob
         "floor_start_cpu_ms_per_tenant": _start_cpu_ms(samples["floor_n"], samples["floor_0"], n),
         "reconnect_storm": STORMS.get(args.loop),
         "floor_reconnect_storm": STORMS.get("floor"),
+        "restart": restart_report(RESTARTS.get(args.loop), floor_spread_s),
         "small_start": SMALL.get("run"),
         "idle_cpu_pct": loaded.idle_cpu_pct,
         "floor_idle_cpu_pct": samples["floor_n"].idle_cpu_pct,
@@ -254,6 +263,12 @@ def _parse() -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="after the bridge holds every listen, cut them all at once and time the return",
+    )
+    parser.add_argument(
+        "--restart",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then stop the bridge and start it again on the same database (its tokens kept)",
     )
     parser.add_argument(
         "--small", type=int, default=20, help="also time a bridge with this many tenants (0: no)"
