@@ -165,3 +165,25 @@ async def test_no_token_can_be_read_from_the_store(
     dump = _stored_bytes(store_url)
     assert b"uptoken:" in dump or b"upstream_tokens" in dump  # the tokens are in there
     assert not any(token.encode() in dump for token in tokens)
+
+
+@pytest.mark.parametrize("store_url", ["redis"], indirect=True)
+async def test_a_replica_takes_tenants_over_without_token_requests(
+    sim: ExmailSim, store_url: dict[str, str]
+) -> None:
+    """A replica joining on Redis listens for its share with the tokens the first one stored."""
+    store = store_url
+
+    def replica(name: str) -> Config:
+        config = _config(sim, store)
+        bridge = config.bridge.model_copy(update={"instance_id": name, "lease_ttl_s": 3.0})
+        return config.model_copy(update={"bridge": bridge})
+
+    async with running(replica("a")):
+        await _until_held(sim, TENANTS)
+        assert _token_requests(sim) == TENANTS
+        async with running(replica("b")), asyncio.timeout(30):
+            while sum(sim.state.listen_requests.values()) <= TENANTS:
+                await asyncio.sleep(0.02)  # some tenants moved to b and listened again
+            await _until_held(sim, TENANTS)
+            assert _token_requests(sim) == TENANTS
