@@ -5,8 +5,8 @@ once and waits its turn at the rate limiter (`upstream_rate_per_s`, shared fairl
 tenants listen within a fraction of a second and 10,000 within about 2 x 10,000 / rate
 (a token and a listen each), or 10,000 / rate when their tokens were kept in the store
 (`warm`, bridge/tokenwarm.py: one bulk load before they start); nothing waits on a fixed
-window. `startup_window_s` is an
-upper bound: when the rate cannot start every tenant within it, the pool says so at start.
+window. `startup_window_s` is an upper bound: when the rate cannot start every tenant
+within it, the pool says so at start.
 
 With several replicas (Redis store) each tenant is owned by one replica: the owner is
 chosen by rendezvous hashing over the live replicas and held by a lease that is renewed
