@@ -276,14 +276,16 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens, Sql
     async def ack(self, delivery: Delivery) -> None:
         """Forget a delivered delivery."""
         row_id, _ = _split_ref(delivery.ref)
-        await self._call("ack", ops.ack, self._db, row_id)
+        await self._call("ack", ops.ack, self._db, delivery.sink, row_id)
         await self._move_line(delivery, row_id)
 
     async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
         """Forget several delivered deliveries in one transaction."""
-        if deliveries:
-            row_ids = [_split_ref(d.ref)[0] for d in deliveries]
-            await self._call("ack_many", ops.ack_many, self._db, row_ids)
+        by_sink: dict[str, list[int]] = {}
+        for delivery in deliveries:
+            by_sink.setdefault(delivery.sink, []).append(_split_ref(delivery.ref)[0])
+        if by_sink:
+            await self._call("ack_many", ops.ack_many, self._db, by_sink)
 
     async def _move_line(self, delivery: Delivery, row_id: int) -> None:
         if not delivery.ref.endswith(_IN_LINE):

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["ClaimedRow", "NewEvent"]
+__all__ = ["INSERT_OUTBOX", "ClaimedRow", "NewEvent", "add_backlog"]
 
 _T = TypeVar("_T")
 
 _PRUNE_BATCH = 5000
 _IN_BATCH = 512  # ids bound in one `IN (...)` list (SQLite allows 32,766 variables)
+# A new outbox row from (sink, event, due_at = enqueued_at, mailbox); it joins
+# `outbox_line` when its sink is ordered (see sqlite_schema).
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (sink, event, due_at, enqueued_at, mailbox, in_line)"
+    " VALUES (?1, ?2, ?3, ?3, ?4, ?1 IN ordered)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +135,22 @@ def _append(conn: sqlite3.Connection, fresh: Sequence[NewEvent], now: float) -> 
         "INSERT OR REPLACE INTO dedupe VALUES (?, ?)", [(e.event_id, now) for e in fresh]
     )
     conn.executemany(
-        "INSERT INTO outbox (sink, event, due_at, enqueued_at, mailbox) VALUES (?, ?, ?, ?, ?)",
-        [(sink, e.body, now, now, e.mailbox) for e in fresh for sink in e.sinks],
+        INSERT_OUTBOX,
+        [(sink, e.body, now, e.mailbox) for e in fresh for sink in e.sinks],
     )
+    for sink, added in Counter(sink for e in fresh for sink in e.sinks).items():
+        add_backlog(conn, sink, added)
+
+
+def add_backlog(conn: sqlite3.Connection, sink: str, rows: int) -> None:
+    """Count `rows` more (fewer, when negative) outbox rows of `sink` in `counts`: every
+    statement that inserts or deletes outbox rows is followed by this, once per sink."""
+    if rows:
+        conn.execute(
+            "INSERT INTO counts (sink, backlog) VALUES (?, ?)"
+            " ON CONFLICT (sink) DO UPDATE SET backlog = backlog + excluded.backlog",
+            (sink, rows),
+        )
 
 
 def _in_lists(items: Sequence[_T]) -> Iterator[tuple[str, list[_T]]]:
@@ -144,9 +164,12 @@ def _in_lists(items: Sequence[_T]) -> Iterator[tuple[str, list[_T]]]:
         yield ", ".join("?" * size), chunk
 
 
-def _delete_rows(conn: sqlite3.Connection, row_ids: Sequence[int]) -> None:
+def _delete_rows(conn: sqlite3.Connection, sink: str, row_ids: Sequence[int]) -> None:
     # One statement run per id: measured cheaper than one `id IN (...)` delete here.
-    conn.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in row_ids])
+    cur = conn.executemany(
+        "DELETE FROM outbox WHERE id = ? AND sink = ?", [(r, sink) for r in row_ids]
+    )
+    add_backlog(conn, sink, -cur.rowcount)
 
 
 def prune(conn: sqlite3.Connection, before: float, now: float) -> int:
@@ -177,7 +200,7 @@ def claim(
     """Delete the `acked` rows, then take up to `limit` due rows, oldest first, and push
     their `due_at` to `until`."""
     with transaction(conn):
-        _delete_rows(conn, acked)
+        _delete_rows(conn, sink, acked)
         rows = conn.execute(
             "SELECT id, event, attempt, enqueued_at, claims + 1 FROM outbox"
             " WHERE sink = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
@@ -196,14 +219,16 @@ def next_due(conn: sqlite3.Connection, sink: str) -> float | None:
     return None if row[0] is None else float(row[0])
 
 
-def ack(conn: sqlite3.Connection, row_id: int) -> None:
+def ack(conn: sqlite3.Connection, sink: str, row_id: int) -> None:
     with transaction(conn):
-        conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+        _delete_rows(conn, sink, (row_id,))
 
 
-def ack_many(conn: sqlite3.Connection, row_ids: Sequence[int]) -> None:
+def ack_many(conn: sqlite3.Connection, row_ids: Mapping[str, Sequence[int]]) -> None:
+    """Delete the rows of each sink's ids, in one transaction."""
     with transaction(conn):
-        _delete_rows(conn, row_ids)
+        for sink, ids in row_ids.items():
+            _delete_rows(conn, sink, ids)
 
 
 def retry_at(conn: sqlite3.Connection, row_id: int, claims: int, at: float) -> bool:
@@ -227,7 +252,8 @@ def dead_letter(
             (event_id, reason, now, row_id, claims),
         )
         if cur.rowcount == 1:
-            conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+            [(sink,)] = conn.execute("DELETE FROM outbox WHERE id = ? RETURNING sink", (row_id,))
+            add_backlog(conn, sink, -1)
     return cur.rowcount == 1
 
 
@@ -254,21 +280,20 @@ def replay(
     """Move matching dead letters to the outbox, due now, attempts reset."""
     clause, params = _where(sink, event_id)
     with transaction(conn):
-        sinks = {
-            r[0]
-            for r in conn.execute(
-                f"SELECT DISTINCT sink FROM dead_letters WHERE {clause}",  # noqa: S608
-                params,
-            )
-        }
+        moving = conn.execute(
+            f"SELECT sink, count(*) FROM dead_letters WHERE {clause} GROUP BY sink",  # noqa: S608
+            params,
+        ).fetchall()
         conn.execute(
-            "INSERT INTO outbox (sink, event, due_at, enqueued_at, mailbox)"  # noqa: S608
-            f" SELECT sink, event, ?, enqueued_at, mailbox FROM dead_letters WHERE {clause}"
-            " ORDER BY id",
+            "INSERT INTO outbox (sink, event, due_at, enqueued_at, mailbox, in_line)"  # noqa: S608
+            " SELECT sink, event, ?, enqueued_at, mailbox, sink IN ordered FROM dead_letters"
+            f" WHERE {clause} ORDER BY id",
             (now, *params),
         )
+        for name, rows in moving:
+            add_backlog(conn, name, rows)
         cur = conn.execute(f"DELETE FROM dead_letters WHERE {clause}", params)  # noqa: S608
-    return cur.rowcount, sinks
+    return cur.rowcount, {name for name, _ in moving}
 
 
 def purge(conn: sqlite3.Connection, sink: str | None, event_id: str | None) -> int:
@@ -279,7 +304,7 @@ def purge(conn: sqlite3.Connection, sink: str | None, event_id: str | None) -> i
 
 
 def counts(conn: sqlite3.Connection, sink: str) -> tuple[int, int]:
-    """(backlog, dead) of `sink`, from the trigger-maintained counts table."""
+    """(backlog, dead) of `sink`, from the counts table."""
     row = conn.execute("SELECT backlog, dead FROM counts WHERE sink = ?", (sink,)).fetchone()
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
 

@@ -33,6 +33,7 @@ def claim_in_order(
     that one is due or gone."""
     out: list[ClaimedRow] = []
     with transaction(conn):
+        _put_in_line(conn, sink)
         rows = conn.execute(
             "SELECT id, event, attempt, enqueued_at, claims, mailbox FROM outbox"
             " WHERE sink = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
@@ -54,11 +55,17 @@ def claim_in_order(
     return out
 
 
+def _put_in_line(conn: sqlite3.Connection, sink: str) -> None:
+    """Make `sink` ordered: its rows in `outbox_line`, those committed before too."""
+    if conn.execute("INSERT OR IGNORE INTO ordered VALUES (?)", (sink,)).rowcount:
+        conn.execute("UPDATE outbox SET in_line = 1 WHERE sink = ? AND NOT in_line", (sink,))
+
+
 def _earlier(
     conn: sqlite3.Connection, sink: str, mailbox: str, row_id: int
 ) -> tuple[int, float] | None:
     row = conn.execute(
-        "SELECT id, due_at FROM outbox WHERE sink = ? AND mailbox = ? AND id < ?"
+        "SELECT id, due_at FROM outbox WHERE sink = ? AND mailbox = ? AND id < ? AND in_line"
         " ORDER BY id DESC LIMIT 1",
         (sink, mailbox, row_id),
     ).fetchone()
@@ -78,8 +85,8 @@ def pull_next(conn: sqlite3.Connection, sink: str, mailbox: str, after_id: int, 
     """The line moved on past `after_id`: make the next delivery in it due now."""
     with transaction(conn):
         cur = conn.execute(
-            "UPDATE outbox SET due_at = ? WHERE id = (SELECT id FROM outbox"
-            " WHERE sink = ? AND mailbox = ? AND id > ? ORDER BY id LIMIT 1) AND due_at > ?",
+            "UPDATE outbox SET due_at = ? WHERE id = (SELECT id FROM outbox WHERE sink = ?"
+            " AND mailbox = ? AND id > ? AND in_line ORDER BY id LIMIT 1) AND due_at > ?",
             (now, sink, mailbox, after_id, now),
         )
     return cur.rowcount == 1

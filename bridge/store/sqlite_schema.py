@@ -5,19 +5,25 @@ WAL file before `commit()` returns, so it survives the process being killed (SIG
 OOM killer, a crash): that is what we promise. Only a power loss or kernel crash can
 lose the last transactions before a checkpoint; set ``synchronous=FULL`` (an fsync per
 commit) if that matters more than latency.
+
+Versions (`PRAGMA user_version`): 2 keeps only ordered sinks' rows in `outbox_line` and the
+backlog counts in the store's own statements instead of triggers; a version 1 database is
+migrated when it is opened (`_to_v2`), its rows in flight keeping their order and counts.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+from bridge.store.sqlite_ops import transaction
 from bridge.store.subscriptions_sqlite import SCHEMA as SUBSCRIPTIONS_SCHEMA
 from bridge.store.upstream_tokens_sqlite import SCHEMA as UPSTREAM_TOKENS_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 -- Each tenant's newest listen version, advanced in the same transaction as its events.
@@ -31,6 +37,8 @@ CREATE TABLE IF NOT EXISTS versions (
 -- end of the claim lease, so an expired lease makes it claimable again with no sweeper.
 -- `claims` counts claims; a Delivery's ref carries it, fencing a retry or dead-letter
 -- from a claimer whose lease had already passed.
+-- `in_line` is 1 when the row is in `outbox_line`: every row of an ordered sink (and any
+-- row written without naming it), 0 for a row of a sink never claimed in order.
 CREATE TABLE IF NOT EXISTS outbox (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     sink        TEXT    NOT NULL,
@@ -39,11 +47,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     due_at      REAL    NOT NULL,            -- unix seconds
     claims      INTEGER NOT NULL DEFAULT 0,
     enqueued_at REAL    NOT NULL,            -- unix seconds of the commit
-    mailbox     TEXT    NOT NULL DEFAULT ''  -- for per-mailbox ordering queries
+    mailbox     TEXT    NOT NULL DEFAULT '', -- for per-mailbox ordering queries
+    in_line     INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, due_at, id);
--- Ordered sinks look up the delivery before this one in its mailbox's line.
-CREATE INDEX IF NOT EXISTS outbox_line ON outbox (sink, mailbox, id);
+-- Ordered sinks look up the delivery before this one in its mailbox's line. Unordered
+-- sinks never do, so their rows stay out of it (a third of a delivery's row work).
+CREATE INDEX IF NOT EXISTS outbox_line ON outbox (sink, mailbox, id) WHERE in_line;
+
+-- Sinks that have been claimed in order (`sqlite_order.claim_in_order` adds its sink and
+-- puts the sink's rows in line): rows inserted for them get `in_line = sink IN ordered`.
+CREATE TABLE IF NOT EXISTS ordered (
+    sink TEXT PRIMARY KEY
+) WITHOUT ROWID;
 
 -- Ids of committed events; a row older than the dedupe window no longer counts and is
 -- pruned in small batches on the commit path.
@@ -116,20 +132,16 @@ CREATE TABLE IF NOT EXISTS nonces (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 
--- Backlog and dead-letter counts per sink, kept exact by the triggers below, so the
--- metrics read one row instead of counting a large outbox every few seconds.
+-- Backlog and dead-letter counts per sink, so the metrics read one row instead of
+-- counting a large outbox every few seconds. `backlog` is kept exact by every statement
+-- that inserts or deletes outbox rows (one update per sink and transaction,
+-- `sqlite_ops.add_backlog`: a trigger ran once per row); `dead` by the triggers below
+-- (a dead letter is written or removed a few at a time).
 CREATE TABLE IF NOT EXISTS counts (
     sink    TEXT PRIMARY KEY,
     backlog INTEGER NOT NULL DEFAULT 0,
     dead    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS outbox_in AFTER INSERT ON outbox BEGIN
-    INSERT INTO counts (sink, backlog) VALUES (NEW.sink, 1)
-    ON CONFLICT (sink) DO UPDATE SET backlog = backlog + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS outbox_out AFTER DELETE ON outbox BEGIN
-    UPDATE counts SET backlog = backlog - 1 WHERE sink = OLD.sink;
-END;
 CREATE TRIGGER IF NOT EXISTS dead_in AFTER INSERT ON dead_letters BEGIN
     INSERT INTO counts (sink, dead) VALUES (NEW.sink, 1)
     ON CONFLICT (sink) DO UPDATE SET dead = dead + 1;
@@ -177,6 +189,20 @@ CREATE TABLE IF NOT EXISTS once (
 """
 
 
+# Version 1 -> 2, each step safe to run again (a version 1 binary opening a version 2 file
+# puts the row triggers back and the version down to 1; the next open here undoes that).
+_TO_V2 = (
+    "DROP INDEX IF EXISTS outbox_line",  # made again by _SCHEMA, partial
+    "DROP TRIGGER IF EXISTS outbox_in",
+    "DROP TRIGGER IF EXISTS outbox_out",
+)
+_RECOUNT = (
+    "UPDATE counts SET backlog = (SELECT count(*) FROM outbox WHERE outbox.sink = counts.sink)",
+    "INSERT OR IGNORE INTO counts (sink, backlog)"
+    " SELECT sink, count(*) FROM outbox WHERE true GROUP BY sink",
+)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the database at `path`, schema in place, WAL on."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,8 +212,36 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=5000")  # the CLI may write while the service runs
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(
-        f"BEGIN IMMEDIATE;{_SCHEMA}{_ME_SCHEMA}{SUBSCRIPTIONS_SCHEMA}{UPSTREAM_TOKENS_SCHEMA}"
-        f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
-    )
+    script = f"{_SCHEMA}{_ME_SCHEMA}{SUBSCRIPTIONS_SCHEMA}{UPSTREAM_TOKENS_SCHEMA}"
+    with transaction(conn):  # one transaction: no other process sees half a migration
+        migrated = _to_v2(conn)
+        for statement in _statements(script):
+            conn.execute(statement)
+        for statement in _RECOUNT if migrated else ():
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return conn
+
+
+def _to_v2(conn: sqlite3.Connection) -> bool:
+    """Migrate an outbox written by version 1 (then recount its backlog): rows keep their
+    ids and all enter `outbox_line` (whether their sink is ordered is not known), and the
+    row triggers go. Whether it did."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if not columns or conn.execute("PRAGMA user_version").fetchone()[0] >= 2:
+        return False
+    if "in_line" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN in_line INTEGER NOT NULL DEFAULT 1")
+    for statement in _TO_V2:
+        conn.execute(statement)
+    return True
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of `script`, one at a time (a trigger body's `;` included)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""

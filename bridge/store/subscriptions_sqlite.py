@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from bridge.delivery.subscription_model import Attempt, Subscription, id_floor
 from bridge.events import Event
-from bridge.store.sqlite_ops import transaction
+from bridge.store.sqlite_ops import INSERT_OUTBOX, add_backlog, transaction
 from bridge.store.subscriptions import AttemptQuery
 
 __all__ = ["SCHEMA", "SqliteSubscriptions"]
@@ -94,6 +94,7 @@ def _delete(conn: sqlite3.Connection, sub_id: str) -> bool:
 
 def _drop(conn: sqlite3.Connection, sink: str) -> int:
     gone = conn.execute("DELETE FROM outbox WHERE sink = ?", (sink,)).rowcount
+    add_backlog(conn, sink, -gone)
     return gone + conn.execute("DELETE FROM dead_letters WHERE sink = ?", (sink,)).rowcount
 
 
@@ -105,9 +106,10 @@ def _drop_deliveries(conn: sqlite3.Connection, sink: str) -> int:
 def _enqueue(conn: sqlite3.Connection, sink: str, rows: list[tuple[bytes, str]], now: float) -> int:
     with transaction(conn):
         conn.executemany(
-            "INSERT INTO outbox (sink, event, due_at, enqueued_at, mailbox) VALUES (?, ?, ?, ?, ?)",
-            [(sink, body, now, now, mailbox) for body, mailbox in rows],
+            INSERT_OUTBOX,
+            [(sink, body, now, mailbox) for body, mailbox in rows],
         )
+        add_backlog(conn, sink, len(rows))
     return len(rows)
 
 
