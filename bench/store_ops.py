@@ -58,13 +58,13 @@ def _round(args: argparse.Namespace, folder: Path, n: int) -> dict[str, float]:
     batches = _events(args.events, args.batch)
     now = time.time()
 
-    def commit_all() -> None:
+    def commit_all() -> None:  # a commit's time moves on, as the clock would
         for i, batch in enumerate(batches):
-            ops.commit(conn, "acme", batch, str(i), now, 3600.0)
+            ops.commit(conn, "acme", batch, str(i), now + i * 1e-3, 3600.0)
 
     def drain() -> None:  # the claim that finds nothing left forgets the last acks
         acked: list[int] = []
-        while rows := ops.claim(conn, _SINK, args.claim, now + 1, now + 60, acked):
+        while rows := ops.claim(conn, _SINK, args.claim, now + 60, now + 120, acked):
             acked = [row.row_id for row in rows]
 
     commit_cpu, commit_wall = _timed(commit_all)
