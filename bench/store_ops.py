@@ -85,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=8, help="events per commit")
+    parser.add_argument("--batch", type=int, default=64, help="events per commit (a burst: 68)")
     parser.add_argument("--claim", type=int, default=16, help="deliveries per claim")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
