@@ -9,7 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["get_json", "http_ok", "sim_connected", "wait_for", "wait_for_line"]
+__all__ = [
+    "gc_cpu_s",
+    "gc_share",
+    "get_json",
+    "http_ok",
+    "sim_connected",
+    "wait_for",
+    "wait_for_line",
+]
 
 
 def get_json(port: int, path: str, timeout_s: float = 5.0) -> Any:
@@ -52,3 +60,29 @@ def wait_for(check: Callable[[], bool], timeout_s: float, every_s: float = 0.1) 
 def wait_for_line(log: Path, text: str, timeout_s: float) -> bool:
     """Wait until `text` appears in the file `log`."""
     return wait_for(lambda: log.exists() and text in log.read_text(errors="replace"), timeout_s)
+
+
+def gc_cpu_s(port: int) -> dict[str, float]:
+    """The bridge's collector CPU-seconds so far by generation ("0", "1", "2"), from /metrics."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith('exmail_bridge_gc_seconds_total{generation="'):
+            found[line.split('"')[1]] = float(line.split()[-1])
+    return found
+
+
+def gc_share(before: dict[str, float], after: dict[str, float], cpu_s: float) -> dict[str, Any]:
+    """The collector's CPU between two `gc_cpu_s` readings, and its share of `cpu_s`."""
+    by_gen = {g: round(after.get(g, 0.0) - before.get(g, 0.0), 3) for g in after}
+    total = sum(by_gen.values())
+    return {
+        "gc_cpu_s": round(total, 3),
+        "gc_cpu_s_by_generation": by_gen,
+        "gc_share": round(total / cpu_s, 3) if cpu_s > 0 else None,
+    }

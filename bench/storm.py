@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,20 @@ def _drop(sim_port: int) -> int:
         conn.close()
 
 
-def reconnect_storm(child: procs.Child, sim_port: int, n: int, rate: float) -> dict[str, Any]:
-    """Drop all `n` held listens of `child` at once and time their return."""
+def reconnect_storm(
+    child: procs.Child,
+    sim_port: int,
+    n: int,
+    rate: float,
+    gc_read: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Drop all `n` held listens of `child` at once and time their return.
+
+    `gc_read` (the bridge's collector CPU by generation) is read before the drop and once
+    all are held again, for the collector's share of the storm.
+    """
     _, tokens_before = _counters(sim_port)
+    gc_before = gc_read() if gc_read else None
     cpu_before = procs.cpu_s(child.pid)
     dropped = _drop(sim_port)
     started = time.monotonic()
@@ -61,6 +73,7 @@ def reconnect_storm(child: procs.Child, sim_port: int, n: int, rate: float) -> d
             break
         time.sleep(0.05)
     cpu_s = procs.cpu_s(child.pid) - cpu_before
+    gc = probe.gc_share(gc_before, gc_read(), cpu_s) if gc_read and gc_before is not None else {}
     _, tokens_after = _counters(sim_port)
     target_s = STORM_TARGET * n / rate
     return {
@@ -73,6 +86,7 @@ def reconnect_storm(child: procs.Child, sim_port: int, n: int, rate: float) -> d
         "peak_cpu_pct": round(peak, 1),
         "cpu_s": round(cpu_s, 2),  # from the drop until all held again
         "cpu_ms_per_reconnect": round(cpu_s / max(dropped, 1) * 1000, 3),
+        **gc,
     }
 
 

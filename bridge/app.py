@@ -26,6 +26,7 @@ from bridge.exmail.session import make_session
 from bridge.exmail_api.callback import CallbackReceiver
 from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
+from bridge.gcpolicy import GcMeter
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
 from bridge.readiness import ListenReadiness
@@ -243,6 +244,9 @@ async def _shutdown(
 
 
 def _tune_gc() -> None:
+    meter = GcMeter()
+    meter.install()
+    metrics.watch_gc(meter.figures)
     gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
     gc.freeze()  # what exists now (modules, the parsed config) lives as long as the process
