@@ -59,7 +59,7 @@ class Sample:
     idle_cpu_pct: float | None
     machine_busy_pct: float | None  # all cores, every process, from start to all held
     cpu_s: float  # CPU-seconds the process used from its start until all were held
-    gc_cpu_s: dict[str, float] | None = None  # the bridge's collector CPU by then, by generation
+    gc_cpu_s: dict[str, dict[str, float]] | None = None  # the bridge's collector figures then
 
 
 def _idle_cpu_pct(pid: int, idle_s: float) -> float:
@@ -98,7 +98,7 @@ def _measure(
     )
     took_s = max(time.monotonic() - since, 1e-3)
     cpu_s = procs.cpu_s(child.pid)
-    gc_s = probe.gc_cpu_s(gc_port) if gc_port else None
+    gc_s = probe.gc_figures(gc_port) if gc_port else None
     busy_pct = (procs.system_busy_s() - busy_s) / took_s / (os.cpu_count() or 1) * 100
     time.sleep(args.settle_s)
     rss, pss = procs.rss_kib(child.pid), procs.pss_kib(child.pid)
@@ -156,7 +156,7 @@ def run_bridge(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
         sample = _measure(child, args, n, ready, gc_port=http_port)
         if n and args.storm:
             STORMS[args.loop] = reconnect_storm(
-                child, args.sim_port, n, args.rate, gc_read=lambda: probe.gc_cpu_s(http_port)
+                child, args.sim_port, n, args.rate, gc_read=lambda: probe.gc_figures(http_port)
             )
         return sample
     finally:

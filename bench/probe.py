@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "gc_cpu_s",
+    "gc_figures",
     "gc_share",
     "get_json",
     "http_ok",
@@ -62,27 +62,41 @@ def wait_for_line(log: Path, text: str, timeout_s: float) -> bool:
     return wait_for(lambda: log.exists() and text in log.read_text(errors="replace"), timeout_s)
 
 
-def gc_cpu_s(port: int) -> dict[str, float]:
-    """The bridge's collector CPU-seconds so far by generation ("0", "1", "2"), from /metrics."""
+_GC_FAMILIES = {
+    "exmail_bridge_gc_seconds_total": "cpu_s",
+    "exmail_bridge_gc_collections_total": "collections",
+    "exmail_bridge_gc_collected_objects_total": "collected",
+}
+
+
+def gc_figures(port: int) -> dict[str, dict[str, float]]:
+    """The bridge's collector figures so far ("cpu_s", "collections", "collected"), each by
+    generation ("0", "1", "2"), from its /metrics."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
     try:
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
     finally:
         conn.close()
-    found: dict[str, float] = {}
+    found: dict[str, dict[str, float]] = {key: {} for key in _GC_FAMILIES.values()}
     for line in text.splitlines():
-        if line.startswith('exmail_bridge_gc_seconds_total{generation="'):
-            found[line.split('"')[1]] = float(line.split()[-1])
+        name, _, rest = line.partition('{generation="')
+        if name in _GC_FAMILIES:
+            found[_GC_FAMILIES[name]][rest.split('"')[0]] = float(line.split()[-1])
     return found
 
 
-def gc_share(before: dict[str, float], after: dict[str, float], cpu_s: float) -> dict[str, Any]:
-    """The collector's CPU between two `gc_cpu_s` readings, and its share of `cpu_s`."""
-    by_gen = {g: round(after.get(g, 0.0) - before.get(g, 0.0), 3) for g in after}
-    total = sum(by_gen.values())
+def gc_share(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], cpu_s: float
+) -> dict[str, Any]:
+    """The collector's work between two `gc_figures` readings, and its share of `cpu_s`."""
+    delta = {
+        key: {g: round(v - before[key].get(g, 0.0), 3) for g, v in values.items()}
+        for key, values in after.items()
+    }
+    total = sum(delta["cpu_s"].values())
     return {
         "gc_cpu_s": round(total, 3),
-        "gc_cpu_s_by_generation": by_gen,
         "gc_share": round(total / cpu_s, 3) if cpu_s > 0 else None,
+        "gc_by_generation": delta,
     }

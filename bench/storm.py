@@ -48,11 +48,11 @@ def reconnect_storm(
     sim_port: int,
     n: int,
     rate: float,
-    gc_read: Callable[[], dict[str, float]] | None = None,
+    gc_read: Callable[[], dict[str, dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Drop all `n` held listens of `child` at once and time their return.
 
-    `gc_read` (the bridge's collector CPU by generation) is read before the drop and once
+    `gc_read` (the bridge's collector figures, `probe.gc_figures`) is read before the drop and once
     all are held again, for the collector's share of the storm.
     """
     _, tokens_before = _counters(sim_port)
