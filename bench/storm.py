@@ -57,6 +57,7 @@ def reconnect_storm(
     """
     _, tokens_before = _counters(sim_port)
     gc_before = gc_read() if gc_read else None
+    rss_before = procs.rss_kib(child.pid)
     cpu_before = procs.cpu_s(child.pid)
     dropped = _drop(sim_port)
     started = time.monotonic()
@@ -86,6 +87,8 @@ def reconnect_storm(
         "peak_cpu_pct": round(peak, 1),
         "cpu_s": round(cpu_s, 2),  # from the drop until all held again
         "cpu_ms_per_reconnect": round(cpu_s / max(dropped, 1) * 1000, 3),
+        "rss_kib_before": rss_before,
+        "rss_kib_after": procs.rss_kib(child.pid),  # all held again: no growth from the storm
         **gc,
     }
 

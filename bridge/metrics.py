@@ -356,6 +356,6 @@ _GC = _GcFamilies()
 REGISTRY.register(_GC)
 
 
-def watch_gc(read: Callable[[], GcFigures]) -> None:
-    """Export what `read` returns (the process' GC meter) at every scrape."""
+def watch_gc(read: Callable[[], GcFigures] | None) -> None:
+    """Export what `read` returns (the process' GC meter) at every scrape (None: zeros)."""
     _GC.read = read
