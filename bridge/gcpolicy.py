@@ -1,25 +1,28 @@
-"""How the cyclic garbage collector runs in the bridge: each live object scanned once.
+"""How the cyclic garbage collector runs in the bridge: live data is not scanned over and over.
 
 Almost everything the bridge allocates in a start or a reconnect storm is long-lived (a
 held listen is ~95 tracked objects, mostly aiohttp's, and a dropped one leaves no cyclic
-garbage), and CPython's young collections cost ~0.5 us per live object on this heap. By
-default each object is scanned by a gen-0 and a gen-1 collection, and the growing heap
-again by every full one: about a quarter of a storm's CPU. `GcPolicy` keeps that to one
-scan:
+garbage), and a young collection costs ~0.5 us per live object on this heap. By default
+each object is scanned by a gen-0 and a gen-1 collection, and the growing heap again by
+every full one: a quarter of a storm's CPU (`exmail_bridge_gc_seconds_total`). The
+collections of a start, a storm or a burst find next to no garbage (bench/RESULTS.md).
+`GcPolicy`:
 
 - gen-0 threshold 10,000 (CPython's 700 re-scans 10,000 starting tenants ~20 times);
 - what exists when it is installed (modules, the parsed config) is frozen at once;
-- whatever survives a collection is frozen (`gc.freeze()` in the collection's `stop`
-  callback): it was just scanned and is live, so no older generation scans it again.
-  Garbage cycles that die young (before their first collection) are found as before;
-- frozen objects are still freed by reference counting; a cycle among them would not be,
-  so an *audit* (unfreeze, full collection, which freezes the survivors again) runs every
-  `audit_every_s` when anything was frozen since the last one, and at once when the frozen
-  count doubles since the last audit: cyclic garbage lives at most one audit interval,
-  and memory stays within twice the live heap even if something leaked cycles.
+- whatever survives a collection is frozen (`gc.freeze()` in its `stop` callback): it was
+  just scanned and is live, so no older generation scans it again;
+- young collections back off while they find nothing: after a scan that found no garbage
+  the next 1, then 2, 4 ... `MAX_SKIPPED` young batches are frozen unscanned (in the
+  collection's `start` callback, which leaves it nothing to scan); a scan that finds
+  garbage scans every batch again. Full collections always scan;
+- frozen objects are still freed by reference counting; a cycle among them is not, so an
+  *audit* (unfreeze, full collection, which freezes the survivors again) runs every
+  `audit_every_s` when anything was frozen since the last one, and at once when the
+  frozen objects double since the last audit: cyclic garbage lives at most one audit
+  interval, and memory stays within twice the live heap even if something leaked cycles.
 
-`GcMeter` times every collection per generation (the collecting thread's CPU time) for
-`exmail_bridge_gc_seconds_total{generation}`.
+`GcMeter` times every collection per generation (the collecting thread's CPU time).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ GEN0_THRESHOLD = 10_000
 AUDIT_EVERY_S = 900.0  # one full collection per 15 minutes at most (~1 CPU-s at 10,000)
 TICK_S = 30.0  # counting the frozen objects walks their list: ~10 ms per million
 GROWTH_AUDIT = 2.0  # frozen count x this since the last audit: audit now
+MAX_SKIPPED = 16  # young batches frozen unscanned in a row at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,9 @@ class GcPolicy:
         self._audited_count: int | None = None  # frozen objects after the last audit
         self._frozen = 0  # the last count
         self._freezes = 0  # collections that froze their survivors since the last audit
+        self._skip_run = 0  # how many young batches the last empty scan lets go unscanned
+        self._to_skip = 0  # of those, still to come
+        self._skipping = False  # the running collection was left nothing to scan
 
     def install(self) -> None:
         """Raise the gen-0 threshold, freeze what exists, freeze every survivor from now on."""
@@ -121,11 +128,23 @@ class GcPolicy:
         gc.set_threshold(*self._threshold)
         gc.unfreeze()
 
-    def _after_collection(self, phase: str, _info: Mapping[str, int]) -> None:
-        # Safe inside the callback: the collection is over, freezing only moves its lists.
-        if phase == "stop":
-            gc.freeze()
-            self._freezes += 1
+    def _after_collection(self, phase: str, info: Mapping[str, int]) -> None:
+        # Safe inside the callbacks: freezing only moves the generations' lists, and the
+        # collection reads them after `start` and is done with them before `stop`.
+        if phase == "start":
+            self._skipping = self._to_skip > 0 and info["generation"] < GENERATIONS - 1
+            if self._skipping:
+                self._to_skip -= 1
+                gc.freeze()
+            return
+        if not self._skipping:
+            self._back_off(found=info["collected"] > 0)
+        gc.freeze()
+        self._freezes += 1
+
+    def _back_off(self, *, found: bool) -> None:
+        self._skip_run = 0 if found else min(max(2 * self._skip_run, 1), MAX_SKIPPED)
+        self._to_skip = self._skip_run
 
     def figures(self) -> GcFigures:
         """The meter's totals and the last count of frozen objects."""

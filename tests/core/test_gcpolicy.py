@@ -89,6 +89,30 @@ def test_a_frozen_cycle_is_freed_by_the_audit(policy: GcPolicy) -> None:
     assert ref() is None
 
 
+def test_young_scans_back_off_while_they_find_nothing(policy: GcPolicy) -> None:
+    """After an empty scan the next young batch goes unscanned; finding garbage ends that."""
+    gc.collect(0)  # finds nothing: the next batch is frozen unscanned
+    skipped = cycle()
+    gc.collect(0)
+    assert skipped() is not None
+    found = cycle()
+    gc.collect(0)  # scanned again, and finds the cycle
+    assert found() is None
+    after = cycle()
+    gc.collect(0)
+    assert after() is None
+    policy.audit()
+    assert skipped() is None
+
+
+def test_full_collections_always_scan(policy: GcPolicy) -> None:
+    """While young batches go unscanned, a full collection still frees a fresh cycle."""
+    gc.collect(0)
+    ref = cycle()
+    gc.collect(2)
+    assert ref() is None
+
+
 async def test_the_audit_loop_frees_a_cycle_created_after_start(manual_gc: None) -> None:
     """Running by itself, the policy frees a cycle that was frozen and then dropped."""
     async with tuned(GcPolicy(audit_every_s=0.0, tick_s=0.0)):
