@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-def get_json(port: int, path: str, timeout_s: float = 5.0) -> Any:
+def get_json(port: int, path: str, timeout_s: float = 30.0) -> Any:
     """GET http://127.0.0.1:`port``path` and decode its JSON body."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
