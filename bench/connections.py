@@ -15,9 +15,10 @@ listen) from one bucket of --rate a second, like the bridge's `upstream_rate_per
 `spread_ratio` is the bridge's first-held -> all-held time over the floor's. After the
 bridge holds all N, the simulator cuts them at once (the reconnect storm, bench/storm.py);
 the floor gets the same storm, so both CPU-seconds per reconnect come from one run, as
-do both CPU-seconds per tenant start. Before everything, a bridge with --small tenants
-is timed from process start to all held and to its first `/readyz` 200. Prints one JSON
-object.
+do both CPU-seconds per tenant start. Then the bridge is stopped and started again on the
+same database (bench/restart.py): its spread, start -> all held, and token requests (0).
+Before everything, a bridge with --small tenants is timed from process start to all held
+and to its first `/readyz` 200. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import probe, procs
 from bench.configs import BridgeSetup, bridge_toml
+from bench.restart import restart_report, restarted_bridge
 from bench.storm import reconnect_storm, small_start
 
 TARGET_RATIO = 1.5
@@ -45,6 +48,7 @@ TARGET_RATIO = 1.5
 WINDOW_SLACK_S = 0.5
 SPREAD_TARGET = 1.3  # the bridge's start-up spread <= 1.3 x the floor's at the same rate cap
 STORMS: dict[str, dict[str, object]] = {}  # loop -> the reconnect storm's figures
+RESTARTS: dict[str, dict[str, object]] = {}  # loop -> the restart's figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,7 @@ def run_floor(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
         ready = probe.wait_for_line(child.log, "floor ready", 120.0)
         sample = _measure(child, args, n, ready)
         if n and args.storm:  # the same storm, for the floor's own CPU per reconnect
-            STORMS["floor"] = reconnect_storm(child, args.sim_port, n, args.rate)
+            STORMS["floor"] = reconnect_storm(child, args.sim_port, n, args.rate, args.sim_pid)
         return sample
     finally:
         child.stop()
@@ -155,13 +159,19 @@ def run_bridge(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
         ready = probe.wait_for(lambda: probe.http_ok(http_port, "/healthz"), 120.0)
         sample = _measure(child, args, n, ready, gc_port=http_port)
         if n and args.storm:
+            gc_read = partial(probe.gc_figures, http_port)
             STORMS[args.loop] = reconnect_storm(
-                child, args.sim_port, n, args.rate, gc_read=lambda: probe.gc_figures(http_port)
+                child, args.sim_port, n, args.rate, args.sim_pid, gc_read=gc_read
             )
-        return sample
     finally:
         child.stop()
         _drained(args.sim_port)
+    if n and args.restart:  # the same program again on the same database (bench/restart.py)
+        timeout_s = args.window_s + args.connect_grace_s
+        kept = {"sim_port": args.sim_port, "n": n, "loop": args.loop, "tmp": tmp}
+        RESTARTS[args.loop] = restarted_bridge(config, **kept, timeout_s=timeout_s)
+        _drained(args.sim_port)
+    return sample
 
 
 def _per_conn(loaded: Sample, base: Sample, n: int) -> tuple[float, float]:
@@ -222,6 +232,7 @@ def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, ob
         "floor_start_cpu_ms_per_tenant": _start_cpu_ms(samples["floor_n"], samples["floor_0"], n),
         "reconnect_storm": STORMS.get(args.loop),
         "floor_reconnect_storm": STORMS.get("floor"),
+        "restart": restart_report(RESTARTS.get(args.loop), floor_spread_s),
         "small_start": SMALL.get("run"),
         "idle_cpu_pct": loaded.idle_cpu_pct,
         "floor_idle_cpu_pct": samples["floor_n"].idle_cpu_pct,
@@ -271,6 +282,12 @@ def _parse() -> argparse.Namespace:
         help="after the bridge holds every listen, cut them all at once and time the return",
     )
     parser.add_argument(
+        "--restart",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then stop the bridge and start it again on the same database (its tokens kept)",
+    )
+    parser.add_argument(
         "--small", type=int, default=20, help="also time a bridge with this many tenants (0: no)"
     )
     args = parser.parse_args()
@@ -293,6 +310,7 @@ def main() -> int:
         sim_argv = procs.python("bench.simserver", "--port", str(args.sim_port), "--uvloop")
         sim_argv += ["--hold-s", str(args.sim_hold_s), "--max-s", str(args.max_child_s)]
         sim = procs.start("sim", sim_argv, tmp)
+        args.sim_pid = sim.pid
         samples: dict[str, Sample] = {}
         try:
             procs.wait_port(args.sim_port)

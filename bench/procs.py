@@ -129,6 +129,14 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def thread_cpu_s(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds one thread of the process (its main thread by default) has
+    used so far: one thread can never use more than one CPU-second a second."""
+    stat = Path(f"/proc/{pid}/task/{tid or pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
 def system_busy_s() -> float:
     """CPU seconds every core of the machine has spent busy since boot (from /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -35,6 +35,8 @@ from bridge.states import StateBoard
 from bridge.store import open_store
 from bridge.store.base import Store
 from bridge.supervise import Supervisor, stop_if_cancelled
+from bridge.tokenstash import TokenStash
+from bridge.tokenwarm import TokenWarmer
 from bridge.web.me_feature import MeFeature
 from bridge.web.ops import Health, Readiness
 from bridge.web.serve import plan_listeners, serving
@@ -103,9 +105,25 @@ async def serve(
         session = make_session(config.exmail, max_connections=len(config.tenants) + 64)
         stack.push_async_callback(session.close)
         rate = RateLimiter(rate_per_s=config.bridge.upstream_rate_per_s)
-        client = ExmailClient(session=session, settings=config.exmail, rate=rate)
+        stash = TokenStash(store=store)  # upstream tokens outlive a restart, sealed
+        client = ExmailClient(session=session, settings=config.exmail, rate=rate, stash=stash)
         api = ApiClient(
-            session=session, settings=config.exmail, base_url=config.exmail.api_url, rate=rate
+            session=session,
+            settings=config.exmail,
+            base_url=config.exmail.api_url,
+            rate=rate,
+            stash=stash,
+        )
+        wecom_mail = ApiClient(
+            session=session,
+            settings=config.exmail,
+            base_url=config.exmail.wecom_api_url,
+            provider="wecom",
+            rate=rate,
+            stash=stash,
+        )
+        warmer = TokenWarmer(
+            stash=stash, holders={"legacy": client, "api": api, "wecom-mail": wecom_mail}
         )
         # Dependency order: the signer, then the sinks (given links naming them), then the
         # click-through handler (given the WeCom sinks that check who clicks).
@@ -155,13 +173,7 @@ async def serve(
             rate=rate,
             legacy=client,
             api=api,
-            wecom_mail=ApiClient(
-                session=session,
-                settings=config.exmail,
-                base_url=config.exmail.wecom_api_url,
-                provider="wecom",
-                rate=rate,
-            ),
+            wecom_mail=wecom_mail,
         )
 
         pool = Pool(
@@ -173,6 +185,7 @@ async def serve(
             startup_window_s=config.bridge.startup_window_s,
             lease_ttl_s=config.bridge.lease_ttl_s,
             rate_per_s=config.bridge.upstream_rate_per_s,
+            warm=warmer.warm,
         )
         health = Health()
         runtime = Runtime(

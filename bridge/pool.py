@@ -3,8 +3,10 @@
 Start-up is driven by the shared upstream budget: every owned tenant's listener starts at
 once and waits its turn at the rate limiter (`upstream_rate_per_s`, shared fairly), so 20
 tenants listen within a fraction of a second and 10,000 within about 2 x 10,000 / rate
-(a token and a listen each); nothing waits on a fixed window. `startup_window_s` is an
-upper bound: when the rate cannot start every tenant within it, the pool says so at start.
+(a token and a listen each), or 10,000 / rate when their tokens were kept in the store
+(`warm`, bridge/tokenwarm.py: one bulk load before they start); nothing waits on a fixed
+window. `startup_window_s` is an upper bound: when the rate cannot start every tenant
+within it, the pool says so at start.
 
 With several replicas (Redis store) each tenant is owned by one replica: the owner is
 chosen by rendezvous hashing over the live replicas and held by a lease that is renewed
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bridge.config import TenantConfig
 from bridge.errors import StoreError
@@ -33,6 +35,8 @@ from bridge.supervise import crash_fields, stop_if_cancelled
 __all__ = ["Pool", "rendezvous_owner"]
 
 log = get_logger(__name__)
+# Seeds the tenants' upstream tokens from the store before they start (bridge.tokenwarm).
+Warm = Callable[[Sequence[TenantConfig]], Awaitable[object]]
 
 
 def rendezvous_owner(tenant: str, owners: Sequence[str]) -> str | None:
@@ -58,6 +62,7 @@ class Pool:
         startup_window_s: float,
         lease_ttl_s: float,
         rate_per_s: float | None = None,
+        warm: Warm | None = None,
     ) -> None:
         self._tenants = {t.name: t for t in tenants}
         self._make = make_listener
@@ -67,6 +72,7 @@ class Pool:
         self._window_s = startup_window_s
         self._rate_per_s = rate_per_s
         self._lease_ttl_s = lease_ttl_s
+        self._warm = warm
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners: dict[str, Source] = {}
         self._stopping = False
@@ -136,8 +142,11 @@ class Pool:
             await self._stop_one(name)
         if gone:
             await self._store.release_leases(gone, self._owner)
-        for name in owned:
-            if name not in self._tasks and not self._stopping:
+        fresh = [name for name in owned if name not in self._tasks]
+        if fresh and self._warm is not None:
+            await self._warm([self._tenants[name] for name in fresh])
+        for name in fresh:
+            if not self._stopping:
                 self._start_one(name)
         for name in self._tenants.keys() - owned_set:
             self._board.set(name, "not_owned")

@@ -52,6 +52,17 @@ class SingleFlightCache(Generic[K, V]):
         self._raise_held(key)
         return (await self._refresh(key, fetch)).value
 
+    def seed(self, key: K, value: V, left_s: float, *, min_use_s: float = 0.0) -> bool:
+        """Hold `value`, fetched earlier with `left_s` of its lifetime left, as if fetched
+        now, unless a fresh value is held already or it would be refreshed within
+        `min_use_s`; True when it is held."""
+        use_s = left_s - self._margin_s
+        cached = self._values.get(key)
+        if use_s < min_use_s or (cached is not None and self._clock() < cached.refresh_at):
+            return False
+        self._values[key] = Cached(value=value, refresh_at=self._clock() + use_s)
+        return True
+
     def invalidate(self, key: K, value: V | None = None) -> None:
         """Forget the value of `key` (only if it is still `value`, when given)."""
         cached = self._values.get(key)

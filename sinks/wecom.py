@@ -38,6 +38,7 @@ from bridge.errors import (
 )
 from bridge.events import MAIL_RECEIVED, Event
 from bridge.logs import get_logger
+from bridge.tokenstash import TokenStash
 from sinks.wecom_api import WecomApi
 from sinks.wecom_budget import Budget, MemberBudget
 from sinks.wecom_card import MailLine, digest_card, mail_card, settings_link
@@ -66,10 +67,11 @@ class WecomSink:
         budget: Budget | None = None,
         gate: PreferenceGate | None = None,
         settings_url: str | None = None,
+        tokens: TokenStash | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
-        self.api = WecomApi(config=config, session=session, clock=clock)
+        self.api = WecomApi(config=config, session=session, clock=clock, stash=tokens)
         self.members = MemberDirectory(
             api=self.api, users=config.users, lookup_email=config.lookup_email, clock=clock
         )

@@ -30,7 +30,9 @@ from bridge.errors import (
 from bridge.exmail.shapes import as_lifetime_s
 from bridge.logs import get_logger
 from bridge.netfail import connection_reason
-from bridge.singleflight import SingleFlightCache
+from bridge.singleflight import Fetch, SingleFlightCache
+from bridge.tokenstash import TokenStash
+from bridge.tokenvault import Credential
 
 __all__ = [
     "CONFIG_ERRCODES",
@@ -115,8 +117,10 @@ class WecomApi:
         session: aiohttp.ClientSession | None = None,
         refresh_margin_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        stash: TokenStash | None = None,
     ) -> None:
         self.config = config
+        self._stash = stash
         self._session = session
         self._own_session = session is None
         # one app, one token: the bridge's generic single-flight cache with a single key
@@ -125,9 +129,13 @@ class WecomApi:
         )
 
     async def start(self) -> None:
-        """Open the HTTP session (unless one was passed in)."""
+        """Open the HTTP session (unless one was passed in); take the app's token from
+        the store when one was kept there, fresh enough."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        if self._stash is not None:
+            loaded = await self._stash.load([self._credential])
+            self._stash.restore(self._tokens, "", self._credential, loaded)
 
     async def aclose(self) -> None:
         """Close the HTTP session if this client opened it."""
@@ -138,7 +146,15 @@ class WecomApi:
     # the token ---------------------------------------------------------------------
     async def token(self) -> str:
         """A valid access token; fetched once by one caller while the others wait."""
-        return await self._tokens.get("", self._fetch_token)
+        fetch: Fetch[str] = self._fetch_token
+        if self._stash is not None:
+            fetch = self._stash.persisting(self._credential, fetch)
+        return await self._tokens.get("", fetch)
+
+    @property
+    def _credential(self) -> Credential:
+        key = f"wecom-app/{self.config.corp_id}/{self.config.agent_id}"
+        return Credential(key=key, secret=self.config.corp_secret.get_secret_value())
 
     def invalidate(self, token: str) -> None:
         """Forget `token` if it is still the cached one (WeCom revoked it)."""

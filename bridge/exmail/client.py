@@ -33,10 +33,12 @@ from bridge.exmail.shapes import (
     push_of,
     user_of,
 )
-from bridge.exmail.token import TokenCache
+from bridge.exmail.token import Fetcher, TokenCache
 from bridge.exmail.transport import Exchange, judge
 from bridge.logs import get_logger
 from bridge.ratelimit import RateLimiter
+from bridge.tokenstash import TokenStash
+from bridge.tokenvault import Credential, Opened
 
 __all__ = ["ExmailClient"]
 
@@ -53,8 +55,10 @@ class ExmailClient:
         session: aiohttp.ClientSession,
         settings: ExmailSection,
         rate: RateLimiter | None = None,
+        stash: TokenStash | None = None,
     ) -> None:
         self._settings = settings
+        self._stash = stash
         self._rate = rate
         self._api = settings.api_base.rstrip("/")
         # Parsed once: aiohttp would parse a string URL again on every request.
@@ -75,7 +79,20 @@ class ExmailClient:
         await self._token(tenant)
 
     async def _token(self, tenant: TenantConfig) -> str:
-        return await self._tokens.get(tenant.name, lambda: self._request_token(tenant))
+        fetch: Fetcher = lambda: self._request_token(tenant)  # noqa: E731
+        if self._stash is not None:
+            fetch = self._stash.persisting(_credential(tenant), fetch)
+        return await self._tokens.get(tenant.name, fetch)
+
+    def credentials(self, tenant: TenantConfig) -> list[Credential]:
+        """The credentials whose tokens `restore` takes (for one bulk load at start)."""
+        return [_credential(tenant)]
+
+    def restore(self, tenant: TenantConfig, loaded: dict[str, Opened]) -> int:
+        """Hold the tenant's token from `loaded` when it is fresh enough; how many."""
+        if self._stash is None:
+            return 0
+        return int(self._stash.restore(self._tokens, tenant.name, _credential(tenant), loaded))
 
     async def _request_token(self, tenant: TenantConfig) -> tuple[str, float]:
         form = {
@@ -311,3 +328,8 @@ def _token_of(obj: Any) -> tuple[str, float]:
     if not isinstance(token, str) or not token:
         raise protocol_error("token", "shape")
     return token, max(as_lifetime_s(obj.get("expires_in"), 86400.0), 1.0)
+
+
+def _credential(tenant: TenantConfig) -> Credential:
+    secret = tenant.client_secret.get_secret_value()
+    return Credential(key=f"exmail/{tenant.name}/{tenant.client_id}", secret=secret)

@@ -25,7 +25,9 @@ from bridge.exmail.shapes import as_lifetime_s
 from bridge.exmail_api.seam import judge
 from bridge.logs import get_logger
 from bridge.ratelimit import RateLimiter
-from bridge.singleflight import SingleFlightCache
+from bridge.singleflight import Fetch, SingleFlightCache
+from bridge.tokenstash import TokenStash
+from bridge.tokenvault import Credential, Opened
 
 __all__ = ["ApiClient", "App"]
 
@@ -33,6 +35,7 @@ log = get_logger(__name__)
 App = Literal["mail", "sso"]
 DEFAULT_EXPIRES_S = 7200.0
 _CHUNK_BYTES = 64 * 1024
+_APPS: tuple[App, ...] = ("mail", "sso")
 
 
 def secret_of(tenant: TenantConfig, app: App) -> tuple[str, str]:
@@ -53,8 +56,10 @@ class ApiClient:
         base_url: str,
         provider: str = "exmail",
         rate: RateLimiter | None = None,
+        stash: TokenStash | None = None,
     ) -> None:
         self._session = session
+        self._stash = stash
         self._settings = settings
         self._base = base_url.rstrip("/")
         self.provider = provider
@@ -66,9 +71,30 @@ class ApiClient:
     async def token(self, tenant: TenantConfig, app: App = "mail") -> str:
         """A valid token of the tenant's `app` (a secret: never log it)."""
         name, secret = secret_of(tenant, app)
-        return await self._tokens.get(
-            (tenant.name, name), lambda: self._fetch_token(tenant, secret)
-        )
+        fetch: Fetch[str] = lambda: self._fetch_token(tenant, secret)  # noqa: E731
+        if self._stash is not None:
+            fetch = self._stash.persisting(self._credential(tenant, app), fetch)
+        return await self._tokens.get((tenant.name, name), fetch)
+
+    def credentials(self, tenant: TenantConfig) -> list[Credential]:
+        """The credentials whose tokens `restore` takes (for one bulk load at start)."""
+        by_key = {c.key: c for c in (self._credential(tenant, app) for app in _APPS)}
+        return list(by_key.values())  # without an SSO secret, both apps share one
+
+    def restore(self, tenant: TenantConfig, loaded: dict[str, Opened]) -> int:
+        """Hold the tenant's tokens from `loaded` that are fresh enough; how many."""
+        if self._stash is None:
+            return 0
+        held = 0
+        for app in _APPS:
+            key = (tenant.name, secret_of(tenant, app)[0])
+            held += self._stash.restore(self._tokens, key, self._credential(tenant, app), loaded)
+        return held
+
+    def _credential(self, tenant: TenantConfig, app: App) -> Credential:
+        name, secret = secret_of(tenant, app)
+        key = f"{self.provider}/{tenant.name}/{tenant.corp_id}/{name}"
+        return Credential(key=key, secret=secret)
 
     def invalidate(self, tenant: TenantConfig, app: App, token: str) -> None:
         """Forget `token` of the tenant's `app`, if it is still the cached one."""

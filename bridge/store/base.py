@@ -17,6 +17,7 @@ import orjson
 from bridge.events import Event
 from bridge.store.budget import Grant, Limits
 from bridge.store.preferences_base import PreferenceStore
+from bridge.store.upstream_tokens import UpstreamTokenStore
 
 __all__ = [
     "HOLD_S",
@@ -97,7 +98,7 @@ class DirectorySnapshot:
         return cls(version=str(doc["version"]), members=dict(doc["members"]))
 
 
-class Store(PreferenceStore, Protocol):
+class Store(PreferenceStore, UpstreamTokenStore, Protocol):
     """What the listeners, dispatchers, CLI and HTTP server need from storage."""
 
     backend: str  # "sqlite" or "redis", for errors and metrics

@@ -112,6 +112,11 @@ class Keys:
         """STRING bytes: a generated secret shared by all replicas (SET NX). No TTL."""
         return f"{self.prefix}secret:{name}"
 
+    def upstream_token(self, key: str) -> str:
+        """STRING: a sealed upstream access token (bridge.tokenvault), by credential key.
+        TTL = the token's remaining lifetime (SET PX)."""
+        return f"{self.prefix}uptoken:{key}"
+
     # the "my notifications" page (bridge.store.redis_me) -------------------------------
     def preferences(self, member: str) -> str:
         """STRING JSON: a member's preferences (member = "<corp_id>/<userid>"). No TTL."""

@@ -56,6 +56,7 @@ from bridge.store.space import SpaceWatch
 from bridge.store.subscriptions_redis import SCRIPTS as SUBSCRIPTION_SCRIPTS
 from bridge.store.subscriptions_redis import RedisSubscriptions
 from bridge.store.tokens_redis import RedisTokens
+from bridge.store.upstream_tokens_redis import RedisUpstreamTokens
 
 __all__ = ["RedisStore"]
 
@@ -66,6 +67,7 @@ class RedisStore(
     RedisSourcesMixin,
     RedisSubscriptions,
     RedisTokens,
+    RedisUpstreamTokens,
     Membership,
 ):
     """`Store` on Redis 7+; open with `async with RedisStore(url=..., prefix=...)`."""

@@ -41,6 +41,7 @@ from bridge.store.sqlite_schema import connect
 from bridge.store.store_thread import StoreThread
 from bridge.store.subscriptions_sqlite import SqliteSubscriptions
 from bridge.store.tokens_sqlite import SqliteTokens
+from bridge.store.upstream_tokens_sqlite import SqliteUpstreamTokens
 
 __all__ = ["SqliteStore"]
 
@@ -79,7 +80,7 @@ def _hold_run_lock(path: Path) -> int:
     return fd
 
 
-class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens):
+class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens, SqliteUpstreamTokens):
     """`Store` in one SQLite file; open with `async with SqliteStore(path=...)`."""
 
     backend = _BACKEND

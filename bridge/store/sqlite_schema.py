@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from bridge.store.subscriptions_sqlite import SCHEMA as SUBSCRIPTIONS_SCHEMA
+from bridge.store.upstream_tokens_sqlite import SCHEMA as UPSTREAM_TOKENS_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
@@ -186,7 +187,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")  # the CLI may write while the service runs
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(
-        f"BEGIN IMMEDIATE;{_SCHEMA}{_ME_SCHEMA}{SUBSCRIPTIONS_SCHEMA}"
+        f"BEGIN IMMEDIATE;{_SCHEMA}{_ME_SCHEMA}{SUBSCRIPTIONS_SCHEMA}{UPSTREAM_TOKENS_SCHEMA}"
         f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
     )
     return conn
