@@ -31,7 +31,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -61,6 +63,7 @@ class Sample:
     idle_cpu_pct: float | None
     machine_busy_pct: float | None  # all cores, every process, from start to all held
     cpu_s: float  # CPU-seconds the process used from its start until all were held
+    gc_cpu_s: dict[str, dict[str, float]] | None = None  # the bridge's collector figures then
 
 
 def _idle_cpu_pct(pid: int, idle_s: float) -> float:
@@ -86,7 +89,9 @@ def _await_connected(
     return first_s, None
 
 
-def _measure(child: procs.Child, args: argparse.Namespace, n: int, ready: bool) -> Sample:
+def _measure(
+    child: procs.Child, args: argparse.Namespace, n: int, ready: bool, gc_port: int | None = None
+) -> Sample:
     if not ready or not child.alive():
         raise RuntimeError(f"{child.name} did not start:\n{child.tail()}")
     busy_s, since = procs.system_busy_s(), time.monotonic()
@@ -97,13 +102,14 @@ def _measure(child: procs.Child, args: argparse.Namespace, n: int, ready: bool) 
     )
     took_s = max(time.monotonic() - since, 1e-3)
     cpu_s = procs.cpu_s(child.pid)
+    gc_s = probe.gc_figures(gc_port) if gc_port else None
     busy_pct = (procs.system_busy_s() - busy_s) / took_s / (os.cpu_count() or 1) * 100
     time.sleep(args.settle_s)
     rss, pss = procs.rss_kib(child.pid), procs.pss_kib(child.pid)
     idle = _idle_cpu_pct(child.pid, args.idle_s) if n else None
     held = probe.sim_connected(args.sim_port)
     busy = _round(busy_pct) if n else None
-    return Sample(held, rss, pss, _round(all_s), _round(first_s), idle, busy, round(cpu_s, 2))
+    return Sample(held, rss, pss, _round(all_s), _round(first_s), idle, busy, round(cpu_s, 2), gc_s)
 
 
 def _round(value: float | None) -> float | None:
@@ -151,9 +157,12 @@ def run_bridge(args: argparse.Namespace, n: int, tmp: Path) -> Sample:
     child = procs.start(f"bridge-{n}", argv, tmp)
     try:
         ready = probe.wait_for(lambda: probe.http_ok(http_port, "/healthz"), 120.0)
-        sample = _measure(child, args, n, ready)
+        sample = _measure(child, args, n, ready, gc_port=http_port)
         if n and args.storm:
-            STORMS[args.loop] = reconnect_storm(child, args.sim_port, n, args.rate, args.sim_pid)
+            gc_read = partial(probe.gc_figures, http_port)
+            STORMS[args.loop] = reconnect_storm(
+                child, args.sim_port, n, args.rate, args.sim_pid, gc_read=gc_read
+            )
     finally:
         child.stop()
         _drained(args.sim_port)
@@ -175,6 +184,13 @@ def _per_conn(loaded: Sample, base: Sample, n: int) -> tuple[float, float]:
 def _start_cpu_ms(loaded: Sample, base: Sample, n: int) -> float:
     """CPU per tenant start: (CPU until all held - the same program's start-up CPU) / n."""
     return round((loaded.cpu_s - base.cpu_s) / n * 1000, 3)
+
+
+def _start_gc(loaded: Sample, base: Sample) -> dict[str, Any] | None:
+    """The collector's CPU in the start (beyond the 0-tenant program's), and its share."""
+    if loaded.gc_cpu_s is None or base.gc_cpu_s is None:
+        return None
+    return probe.gc_share(base.gc_cpu_s, loaded.gc_cpu_s, loaded.cpu_s - base.cpu_s)
 
 
 def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, object]:
@@ -212,6 +228,7 @@ def report(args: argparse.Namespace, samples: dict[str, Sample]) -> dict[str, ob
             spread_s is not None and spread_s <= args.window_s + WINDOW_SLACK_S
         ),
         "start_cpu_ms_per_tenant": _start_cpu_ms(loaded, samples["bridge_0"], n),
+        "start_gc": _start_gc(loaded, samples["bridge_0"]),
         "floor_start_cpu_ms_per_tenant": _start_cpu_ms(samples["floor_n"], samples["floor_0"], n),
         "reconnect_storm": STORMS.get(args.loop),
         "floor_reconnect_storm": STORMS.get("floor"),

@@ -9,10 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["get_json", "http_ok", "sim_connected", "wait_for", "wait_for_line"]
+__all__ = [
+    "gc_figures",
+    "gc_share",
+    "get_json",
+    "http_ok",
+    "sim_connected",
+    "wait_for",
+    "wait_for_line",
+]
 
 
-def get_json(port: int, path: str, timeout_s: float = 5.0) -> Any:
+def get_json(port: int, path: str, timeout_s: float = 30.0) -> Any:
     """GET http://127.0.0.1:`port``path` and decode its JSON body."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
@@ -52,3 +60,43 @@ def wait_for(check: Callable[[], bool], timeout_s: float, every_s: float = 0.1) 
 def wait_for_line(log: Path, text: str, timeout_s: float) -> bool:
     """Wait until `text` appears in the file `log`."""
     return wait_for(lambda: log.exists() and text in log.read_text(errors="replace"), timeout_s)
+
+
+_GC_FAMILIES = {
+    "exmail_bridge_gc_seconds_total": "cpu_s",
+    "exmail_bridge_gc_collections_total": "collections",
+    "exmail_bridge_gc_collected_objects_total": "collected",
+}
+
+
+def gc_figures(port: int) -> dict[str, dict[str, float]]:
+    """The bridge's collector figures so far ("cpu_s", "collections", "collected"), each by
+    generation ("0", "1", "2"), from its /metrics."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    found: dict[str, dict[str, float]] = {key: {} for key in _GC_FAMILIES.values()}
+    for line in text.splitlines():
+        name, _, rest = line.partition('{generation="')
+        if name in _GC_FAMILIES:
+            found[_GC_FAMILIES[name]][rest.split('"')[0]] = float(line.split()[-1])
+    return found
+
+
+def gc_share(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], cpu_s: float
+) -> dict[str, Any]:
+    """The collector's work between two `gc_figures` readings, and its share of `cpu_s`."""
+    delta = {
+        key: {g: round(v - before[key].get(g, 0.0), 3) for g, v in values.items()}
+        for key, values in after.items()
+    }
+    total = sum(delta["cpu_s"].values())
+    return {
+        "gc_cpu_s": round(total, 3),
+        "gc_share": round(total / cpu_s, 3) if cpu_s > 0 else None,
+        "gc_by_generation": delta,
+    }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,22 @@ def _drop(sim_port: int) -> int:
 
 
 def reconnect_storm(
-    child: procs.Child, sim_port: int, n: int, rate: float, sim_pid: int
+    child: procs.Child,
+    sim_port: int,
+    n: int,
+    rate: float,
+    sim_pid: int,
+    gc_read: Callable[[], dict[str, dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Drop all `n` held listens of `child` at once and time their return.
 
     Also the CPU-seconds of the simulator's one event-loop thread over the same time: it
-    answers every reconnect, so no client can be held again sooner than that."""
+    answers every reconnect, so no client can be held again sooner than that. `gc_read`
+    (the bridge's collector figures, `probe.gc_figures`) is read before the drop and once
+    all are held again, for the collector's share of the storm."""
     _, tokens_before = _counters(sim_port)
+    gc_before = gc_read() if gc_read else None
+    rss_before = procs.rss_kib(child.pid)
     cpu_before = procs.cpu_s(child.pid)
     sim_before = procs.thread_cpu_s(sim_pid)
     dropped = _drop(sim_port)
@@ -68,6 +78,7 @@ def reconnect_storm(
         time.sleep(0.05)
     cpu_s = procs.cpu_s(child.pid) - cpu_before
     sim_s = procs.thread_cpu_s(sim_pid) - sim_before
+    gc = probe.gc_share(gc_before, gc_read(), cpu_s) if gc_read and gc_before is not None else {}
     _, tokens_after = _counters(sim_port)
     target_s = STORM_TARGET * n / rate
     return {
@@ -83,6 +94,9 @@ def reconnect_storm(
         # The simulator's loop thread, drop -> all held: a lower bound on all_held_again_s.
         "simulator_loop_cpu_s": round(sim_s, 2),
         "simulator_ms_per_reconnect": round(sim_s / max(dropped, 1) * 1000, 3),
+        "rss_kib_before": rss_before,
+        "rss_kib_after": procs.rss_kib(child.pid),  # all held again
+        **gc,
     }
 
 

@@ -229,7 +229,9 @@ async def _bridge_burst(
             if not probe.wait_for(lambda: probe.http_ok(http_port, "/healthz"), 60.0):
                 raise RuntimeError(f"the bridge did not start:\n{child.tail()}")
             _wait_held(args, child)
+            gc_before = probe.gc_figures(http_port)
             result = await _burst(args, child, hooks, sinks, f"{store}{sinks}")
+            result |= probe.gc_share(gc_before, probe.gc_figures(http_port), result["cpu_s"])
             async with aiohttp.ClientSession() as session:
                 result["bridge_metrics"] = await _bridge_view(session, http_port)
             return result

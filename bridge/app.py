@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from bridge.exmail.session import make_session
 from bridge.exmail_api.callback import CallbackReceiver
 from bridge.exmail_api.client import ApiClient
 from bridge.exmail_api.sso import ApiLogin
+from bridge.gcpolicy import tuned
 from bridge.pool import Pool
 from bridge.ratelimit import RateLimiter
 from bridge.readiness import ListenReadiness
@@ -47,11 +47,6 @@ __all__ = ["Runtime", "run", "serve"]
 
 log = logs.get_logger(__name__)
 COUNTS_EVERY_S = 5.0
-# 10,000 tenants are millions of long-lived objects (listeners, tasks, connections). With
-# CPython's default gen-0 threshold (700) the collector re-scans all of them ~20 times while
-# they are being created: two thirds of the start-up CPU (bench/RESULTS.md). A larger gen-0
-# threshold makes that a couple of scans; garbage cycles are still collected, a bit later.
-GC_GEN0_THRESHOLD = 10_000
 
 
 @dataclass
@@ -255,20 +250,19 @@ async def _shutdown(
     await asyncio.gather(*deliveries, return_exceptions=True)
 
 
-def _tune_gc() -> None:
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
-    gc.freeze()  # what exists now (modules, the parsed config) lives as long as the process
+async def _serve_tuned(config: Config) -> None:
+    async with tuned() as policy:  # each live object scanned once by the collector
+        metrics.watch_gc(policy.figures)
+        await serve(config)
 
 
 def run(config: Config) -> int:
     """Run the bridge in a fresh event loop (uvloop when installed); exit code 0."""
     logs.configure(config.bridge.log_level, config.bridge.log_format)
-    _tune_gc()
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(config))
+        asyncio.run(_serve_tuned(config))
     else:
-        uvloop.run(serve(config))
+        uvloop.run(_serve_tuned(config))
     return 0

@@ -7,11 +7,15 @@ never a metric object.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from bridge import __version__
+from bridge.gcpolicy import GcFigures
 
 __all__ = ["REGISTRY", "DeliveryMeters"]
 
@@ -321,3 +325,37 @@ def dispatcher_failing(sink: str, failing: bool) -> None:
 def sink_internal_error(sink: str) -> None:
     """A sink raised something other than SinkError."""
     SINK_INTERNAL_ERRORS.labels(sink).inc()
+
+
+class _GcFamilies(Collector):
+    """The cyclic garbage collector's figures, read from the running meter at each scrape."""
+
+    def __init__(self) -> None:
+        self.read: Callable[[], GcFigures] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.read() if self.read else GcFigures((0,) * 3, (0.0,) * 3, (0,) * 3, 0)
+        families = (
+            ("gc_seconds", "CPU seconds in the cyclic garbage collector", figures.cpu_s),
+            ("gc_collections", "Cyclic garbage collections", figures.collections),
+            ("gc_collected_objects", "Unreachable objects the collector found", figures.collected),
+        )
+        for name, doc, values in families:
+            family = CounterMetricFamily(_P + name, doc + ", by generation.", labels=["generation"])
+            for generation, value in enumerate(values):
+                family.add_metric([str(generation)], value)
+            yield family
+        yield GaugeMetricFamily(
+            _P + "gc_frozen_objects",
+            "Objects in the permanent generation (gc.freeze), which no collection scans.",
+            value=figures.frozen_objects,
+        )
+
+
+_GC = _GcFamilies()
+REGISTRY.register(_GC)
+
+
+def watch_gc(read: Callable[[], GcFigures] | None) -> None:
+    """Export what `read` returns (the process' GC meter) at every scrape (None: zeros)."""
+    _GC.read = read
