@@ -78,6 +78,6 @@ def changed_counts(counts: Mapping[str, int], baselines: Mapping[str, int]) -> d
 
 def watched_count(watch: Iterable[str], mailbox: str, count: int | None) -> dict[str, int]:
     """`{mailbox: count}` when `mailbox` is watched and the count is known, else empty."""
-    if count is None or not _matches(mailbox, watch):
+    if count is None or not watch or not _matches(mailbox, watch):  # most watch none
         return {}
     return {mailbox.lower(): count}

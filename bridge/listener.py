@@ -30,7 +30,7 @@ from bridge.errors import (
     UpstreamTimeout,
 )
 from bridge.events import Event
-from bridge.exmail.pushes import Heartbeat, MailPush, Push, UnknownPush, UnreadPush, VersionPush
+from bridge.exmail.pushes import Heartbeat, MailPush, Push, UnreadPush, VersionPush
 from bridge.exmail.seam import RETRY_AFTER_CAP_S, label_code
 from bridge.logs import get_logger
 from bridge.pacing import PollPacer
@@ -194,18 +194,21 @@ class Listener:
         pending = Pending()
         news = False
         for push in batch:
-            match push:
-                case Heartbeat():
-                    outcome = "heartbeat" if outcome == "empty" else outcome
-                case MailPush() | UnreadPush():
-                    outcome = "push"
-                    self._note(push, pending)
-                case VersionPush():
-                    outcome = "push"
-                    news = await self._flush(pending) or news
-                    news = await self._on_version(push) or news
-                case UnknownPush(keys=keys):
-                    log.warning("push_unknown_shape", tenant=self.name, keys=list(keys))
+            # Mail first, as plain isinstance tests: a burst is thousands of mail pushes.
+            if isinstance(push, MailPush):
+                outcome = "push"
+                self._note_mail(push, pending)
+            elif isinstance(push, UnreadPush):
+                outcome = "push"
+                self._note_unread(push, pending)
+            elif isinstance(push, Heartbeat):
+                outcome = "heartbeat" if outcome == "empty" else outcome
+            elif isinstance(push, VersionPush):
+                outcome = "push"
+                news = await self._flush(pending) or news
+                news = await self._on_version(push) or news
+            else:
+                log.warning("push_unknown_shape", tenant=self.name, keys=list(push.keys))
         return outcome, await self._flush(pending) or news
 
     async def _flush(self, pending: Pending) -> bool:
@@ -215,16 +218,18 @@ class Listener:
         pending.clear()
         return committed
 
-    def _note(self, push: MailPush | UnreadPush, pending: Pending) -> None:
-        """Add the event a push becomes (none outside the tenant's mailbox filter)."""
-        if isinstance(push, MailPush):
-            if push.new_count is not None:
-                self._unread.note(push.mailbox, push.new_count)
-            event = self._mail_event(push)
-        else:
-            previous = self._unread.note(push.mailbox, push.new_count)
-            event = self._unread_event(push, previous)
+    def _note_mail(self, push: MailPush, pending: Pending) -> None:
+        """Add the event a mail push becomes (none outside the tenant's mailbox filter)."""
+        if push.new_count is not None:
+            self._unread.remember(push.mailbox, push.new_count)
         if self._wanted(push.mailbox):
+            pending.add(self._mail_event(push), self._watched(push.mailbox, push.new_count))
+
+    def _note_unread(self, push: UnreadPush, pending: Pending) -> None:
+        """Add the event an unread push becomes (none outside the mailbox filter)."""
+        previous = self._unread.note(push.mailbox, push.new_count)
+        if self._wanted(push.mailbox):
+            event = self._unread_event(push, previous)
             pending.add(event, self._watched(push.mailbox, push.new_count))
 
     def _mail_event(self, push: MailPush) -> Event:

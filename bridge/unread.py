@@ -35,5 +35,12 @@ class UnreadMemory:
         counts[mailbox] = count
         return previous
 
+    def remember(self, mailbox: str, count: int) -> None:
+        """Remember `mailbox`'s count (`note` without reading the one before)."""
+        if mailbox in self._watch:
+            self._watched[mailbox] = count
+        else:
+            self._recent[mailbox] = count
+
     def __len__(self) -> int:
         return len(self._recent) + len(self._watched)

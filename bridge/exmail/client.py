@@ -309,6 +309,8 @@ class ExmailClient:
 def _decoded(decoder: StreamDecoder, chunk: bytes) -> tuple[list[Any], bool]:
     """The values of one socket read up to any oversized one, and whether one was."""
     items = decoder.feed(chunk)
+    if not decoder.saw_oversized:  # the common case: no item to look for
+        return items, decoder.overflowing
     cut = next((i for i, item in enumerate(items) if isinstance(item, Oversized)), None)
     return items[:cut], cut is not None or decoder.overflowing
 

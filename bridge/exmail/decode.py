@@ -57,6 +57,7 @@ class StreamDecoder:
         self._pos = 0  # where scanning of the current value resumes
         self._depth = 0
         self._in_string = False
+        self.saw_oversized = False  # an `Oversized` item was handed out
 
     @property
     def pending_bytes(self) -> int:
@@ -102,6 +103,7 @@ class StreamDecoder:
         size = end - self._start
         if self._max is not None and size > self._max:
             out.append(Oversized(size))  # items before it are still handed out
+            self.saw_oversized = True
         else:
             out.append(_parse(bytes(self._buf[self._start : end])))
         self._done(end)

@@ -19,7 +19,8 @@ class Pending:
     def add(self, event: Event, counts: dict[str, int]) -> None:
         """One more event; a later push's count of a mailbox replaces an earlier one."""
         self.events.append(event)
-        self.counts.update(counts)
+        if counts:
+            self.counts.update(counts)
 
     def clear(self) -> None:
         """Committed: start empty again."""
