@@ -84,7 +84,8 @@ class WebhookSink:
         headers = self._headers.copy()
         headers.update(signed_headers(self._keys, event.id, int(self._clock()), body))
         status, retry_after = await self._post(self._session, body, headers)
-        _check_status(self.name, status, retry_after, self._clock())
+        if not 200 <= status < 300:
+            _check_status(self.name, status, retry_after, self._clock())
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -100,6 +101,8 @@ class WebhookSink:
             async with session.post(
                 self._url, data=body, headers=headers, allow_redirects=False
             ) as resp:
+                if 200 <= resp.status < 300:
+                    return resp.status, None  # delivered: no header to look up
                 return resp.status, resp.headers.get("retry-after")
         except TimeoutError as exc:
             raise SinkError(self.name, "timed out", retryable=True) from exc
@@ -115,8 +118,7 @@ def _key(sink: str, index: int, secret: str) -> bytes:
 
 
 def _check_status(sink: str, status: int, retry_after: str | None, now_s: float) -> None:
-    if 200 <= status < 300:
-        return
+    """Raise the SinkError a non-2xx answer means."""
     reason = f"HTTP {status}"
     if status in _RETRYABLE or status >= 500:
         wait_s = parse_retry_after(retry_after, now_s)
