@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from bridge import metrics
 from bridge.acks import AckBatcher
 from bridge.claims import HeldClaims
+from bridge.deadlines import Deadlines
 from bridge.errors import SinkError
 from bridge.logs import get_logger
 from bridge.store.base import Delivery, Store
@@ -67,6 +68,9 @@ class Outcomes:
         self._claims = claims
         self._acks = acks  # None: ack one by one (ordered sinks move their line on)
         self._meters = metrics.DeliveryMeters(label)
+        # The sink bounds each send itself; this is the safety net behind it, one coarse
+        # timer for all sends instead of one each (bridge/deadlines.py).
+        self._deadlines = Deadlines()
         self._seen_errors: set[str] = set()
         self.permanent_failure: str | None = None  # set by a loud failure, cleared by success
         self.delivered = 0
@@ -77,7 +81,7 @@ class Outcomes:
             return
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout_s + 1):
+            async with self._deadlines.bound(self._timeout_s + 1):
                 await self._sink.send(item.event)
         except SinkError as exc:
             await self.failed(item, exc, time.monotonic() - started)
