@@ -40,7 +40,4 @@ class Router:
     def route(self, events: Sequence[Event]) -> list[Routed]:
         """Pair each event with its sinks; an event no route wants is still committed
         (for dedupe and the version) but goes nowhere."""
-        if not self._routes:  # the common case: one tuple shared by every event
-            every = self._all
-            return [Routed(e, every) for e in events]
-        return [Routed(e, self.sinks_for(e)) for e in events]
+        return [Routed(event=e, sinks=self.sinks_for(e)) for e in events]

@@ -84,8 +84,7 @@ class WebhookSink:
         headers = self._headers.copy()
         headers.update(signed_headers(self._keys, event.id, int(self._clock()), body))
         status, retry_after = await self._post(self._session, body, headers)
-        if not 200 <= status < 300:
-            _check_status(self.name, status, retry_after, self._clock())
+        _check_status(self.name, status, retry_after, self._clock())
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
@@ -118,7 +117,8 @@ def _key(sink: str, index: int, secret: str) -> bytes:
 
 
 def _check_status(sink: str, status: int, retry_after: str | None, now_s: float) -> None:
-    """Raise the SinkError a non-2xx answer means."""
+    if 200 <= status < 300:
+        return
     reason = f"HTTP {status}"
     if status in _RETRYABLE or status >= 500:
         wait_s = parse_retry_after(retry_after, now_s)
