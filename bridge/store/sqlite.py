@@ -108,7 +108,7 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens, Sql
         try:
             if self._exclusive:
                 self._lock_fd = await self._call("lock", _hold_run_lock, self._path)
-            self._conn = await self._call("open", connect, self._path)
+            self._conn = await self._call("open", connect, self._path, self._exclusive)
         except BaseException:
             self._release_lock()
             self._thread.close()

@@ -124,3 +124,20 @@ async def test_a_replay_by_another_process_joins_the_line(tmp_path: Path) -> Non
         assert await bridge.claim_in_order("oa", limit=10, lease_s=30) == []
         await bridge.ack(again)
         assert numbers(await bridge.claim_in_order("oa", limit=10, lease_s=30)) == [2]
+
+
+async def test_a_version_1_service_writing_after_a_cli_migrated_is_recounted(
+    tmp_path: Path,
+) -> None:
+    """A CLI migrated the file under a running version 1 bridge, whose writes then went
+    uncounted: the new bridge's open recounts."""
+    path, now = tmp_path / "v1.db", time.time()
+    _write_v1(path, now)
+    old_bridge = sqlite3.connect(path, isolation_level=None)
+    async with SqliteStore(path=path, dedupe_window_s=3600) as cli:
+        assert await counted(cli) == {("oa", 3, 0), ("bus", 2, 1)}
+    old_bridge.execute("DELETE FROM outbox WHERE sink = 'bus'")  # acked by version 1
+    old_bridge.execute(_V1_INSERT, ("oa", ev(4).to_json(), now, 0, now, "amy@x"))
+    old_bridge.close()
+    async with SqliteStore(path=path, dedupe_window_s=3600, exclusive=True) as bridge:
+        assert await counted(bridge) == {("oa", 4, 0), ("bus", 0, 1)}
