@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from bridge.store.base import Delivery
 from bridge.store.sqlite import SqliteStore
 from bridge.store.sqlite_schema import SCHEMA_VERSION
 from tests.store.test_contract import ev
@@ -141,3 +146,30 @@ async def test_a_version_1_service_writing_after_a_cli_migrated_is_recounted(
     old_bridge.close()
     async with SqliteStore(path=path, dedupe_window_s=3600, exclusive=True) as bridge:
         assert await counted(bridge) == {("oa", 4, 0), ("bus", 0, 1)}
+
+
+async def test_an_ack_moves_the_line_on_in_its_own_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process claiming the next mail between an ack's delete and its pull of the
+    line does not get that mail made due again (it was sent twice, out of order)."""
+    path = tmp_path / "b.db"
+    async with (
+        SqliteStore(path=path, dedupe_window_s=3600) as one,
+        SqliteStore(path=path, dedupe_window_s=3600) as two,
+    ):
+        await one.commit("acme", mails((1, "bob@x"), (2, "bob@x")))
+        [first] = await one.claim_in_order("oa", limit=1, lease_s=30)
+        taken: list[Delivery] = []
+        real_call = one._call
+
+        async def claim_after_ack(op: str, fn: Callable[..., Any], *args: Any) -> Any:
+            result = await real_call(op, fn, *args)
+            if op == "ack":
+                taken.extend(await two.claim_in_order("oa", limit=10, lease_s=30))
+            return result
+
+        monkeypatch.setattr(one, "_call", claim_after_ack)
+        await one.ack(first)
+        assert numbers(taken) == [2]
+        assert await two.claim_in_order("oa", limit=10, lease_s=30) == []
