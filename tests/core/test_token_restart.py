@@ -191,8 +191,7 @@ async def test_a_replica_takes_tenants_over_without_token_requests(
 
 
 async def test_forged_sqlite_rows_are_fetched_anew(sim: ExmailSim, tmp_path: Path) -> None:
-    """Rows whose sealed value is text or a number (not written by the bridge) are misses:
-    those tenants fetch a token, every tenant listens."""
+    """Forged rows (text or a number as the sealed value) are misses: every tenant listens."""
     store_url = {"store": f"sqlite:///{tmp_path}/bridge.db"}
     await _hold_all(sim, _config(sim, store_url))
     with sqlite3.connect(tmp_path / "bridge.db") as conn:

@@ -134,8 +134,7 @@ async def test_a_replay_by_another_process_joins_the_line(tmp_path: Path) -> Non
 async def test_a_version_1_service_writing_after_a_cli_migrated_is_recounted(
     tmp_path: Path,
 ) -> None:
-    """A CLI migrated the file under a running version 1 bridge, whose writes then went
-    uncounted: the new bridge's open recounts."""
+    """The bridge's open recounts what a v1 bridge wrote after a CLI migrated under it."""
     path, now = tmp_path / "v1.db", time.time()
     _write_v1(path, now)
     old_bridge = sqlite3.connect(path, isolation_level=None)
@@ -151,8 +150,7 @@ async def test_a_version_1_service_writing_after_a_cli_migrated_is_recounted(
 async def test_an_ack_moves_the_line_on_in_its_own_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another process claiming the next mail between an ack's delete and its pull of the
-    line does not get that mail made due again (it was sent twice, out of order)."""
+    """A mail claimed by another process during an ack is not made due again by it."""
     path = tmp_path / "b.db"
     async with (
         SqliteStore(path=path, dedupe_window_s=3600) as one,
