@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from bridge.logs import get_logger
+from bridge.supervise import crash_fields
 
 __all__ = ["GcFigures", "GcMeter", "GcPolicy", "tuned"]
 
@@ -175,11 +176,16 @@ class GcPolicy:
         return found
 
     async def run(self) -> None:
-        """Audit whenever one is due, checking every `tick_s`, until cancelled."""
+        """Audit whenever one is due, checking every `tick_s`, until cancelled. A failed
+        audit is logged and the next tick tries again: the audits are all that frees
+        cyclic garbage once frozen, so they never stop while the policy is installed."""
         while True:
             await asyncio.sleep(self.tick_s)
-            if self.due():
-                self.audit()
+            try:
+                if self.due():
+                    self.audit()
+            except Exception as exc:  # the loop must outlive any one audit
+                log.error("gc_audit_failed", **crash_fields(exc))
 
 
 @contextlib.asynccontextmanager
@@ -192,6 +198,8 @@ async def tuned(policy: GcPolicy | None = None) -> AsyncIterator[GcPolicy]:
         yield policy
     finally:
         audits.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await audits
-        policy.uninstall()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await audits
+        finally:
+            policy.uninstall()

@@ -108,7 +108,7 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens, Sql
         try:
             if self._exclusive:
                 self._lock_fd = await self._call("lock", _hold_run_lock, self._path)
-            self._conn = await self._call("open", connect, self._path)
+            self._conn = await self._call("open", connect, self._path, self._exclusive)
         except BaseException:
             self._release_lock()
             self._thread.close()
@@ -276,8 +276,12 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens, Sql
     async def ack(self, delivery: Delivery) -> None:
         """Forget a delivered delivery."""
         row_id, _ = _split_ref(delivery.ref)
-        await self._call("ack", ops.ack, self._db, delivery.sink, row_id)
-        await self._move_line(delivery, row_id)
+        if not delivery.ref.endswith(_IN_LINE):
+            await self._call("ack", ops.ack, self._db, delivery.sink, row_id)
+            return
+        args = (self._db, delivery.sink, delivery.event.mailbox, row_id, time.time())
+        if await self._call("ack", sqlite_order.ack_in_line, *args):
+            self._notify({delivery.sink})
 
     async def ack_many(self, deliveries: Sequence[Delivery]) -> None:
         """Forget several delivered deliveries in one transaction."""
@@ -286,13 +290,6 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens, Sql
             by_sink.setdefault(delivery.sink, []).append(_split_ref(delivery.ref)[0])
         if by_sink:
             await self._call("ack_many", ops.ack_many, self._db, by_sink)
-
-    async def _move_line(self, delivery: Delivery, row_id: int) -> None:
-        if not delivery.ref.endswith(_IN_LINE):
-            return
-        args = (self._db, delivery.sink, delivery.event.mailbox, row_id, time.time())
-        if await self._call("pull_next", sqlite_order.pull_next, *args):
-            self._notify({delivery.sink})
 
     async def retry_at(self, delivery: Delivery, at: float, reason: str) -> None:
         """Reschedule the delivery at unix time `at` with one more attempt."""
@@ -303,12 +300,16 @@ class SqliteStore(SqlitePreferencesMixin, SqliteSubscriptions, SqliteTokens, Sql
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move the delivery to the sink's dead letters."""
         row_id, claims = _split_ref(delivery.ref)
-        event_id, now = delivery.event.id, time.time()
-        moved = await self._call(
-            "dead_letter", ops.dead_letter, self._db, row_id, claims, event_id, reason, now
+        args = (self._db, row_id, claims, delivery.event.id, reason, time.time())
+        if not delivery.ref.endswith(_IN_LINE):
+            await self._call("dead_letter", ops.dead_letter, *args)
+            return
+        mailbox = delivery.event.mailbox
+        _, pulled = await self._call(
+            "dead_letter", sqlite_order.dead_letter_in_line, *args, mailbox
         )
-        if moved:
-            await self._move_line(delivery, row_id)
+        if pulled:
+            self._notify({delivery.sink})
 
     async def dead_letters(self, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Dead letters, oldest first, of one sink or all."""

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["INSERT_OUTBOX", "ClaimedRow", "NewEvent", "add_backlog"]
+__all__ = ["INSERT_OUTBOX", "ClaimedRow", "NewEvent", "add_backlog", "dead_letter_row"]
 
 _T = TypeVar("_T")
 
@@ -244,16 +244,23 @@ def dead_letter(
     conn: sqlite3.Connection, row_id: int, claims: int, event_id: str, reason: str, now: float
 ) -> bool:
     with transaction(conn):
-        cur = conn.execute(
-            "INSERT INTO dead_letters"
-            " (sink, event_id, event, attempts, reason, failed_at, enqueued_at, mailbox)"
-            " SELECT sink, ?, event, attempt + 1, ?, ?, enqueued_at, mailbox"
-            " FROM outbox WHERE id = ? AND claims = ?",
-            (event_id, reason, now, row_id, claims),
-        )
-        if cur.rowcount == 1:
-            [(sink,)] = conn.execute("DELETE FROM outbox WHERE id = ? RETURNING sink", (row_id,))
-            add_backlog(conn, sink, -1)
+        return dead_letter_row(conn, row_id, claims, event_id, reason, now)
+
+
+def dead_letter_row(
+    conn: sqlite3.Connection, row_id: int, claims: int, event_id: str, reason: str, now: float
+) -> bool:
+    """Move the row to the dead letters unless claimed again since (within a transaction)."""
+    cur = conn.execute(
+        "INSERT INTO dead_letters"
+        " (sink, event_id, event, attempts, reason, failed_at, enqueued_at, mailbox)"
+        " SELECT sink, ?, event, attempt + 1, ?, ?, enqueued_at, mailbox"
+        " FROM outbox WHERE id = ? AND claims = ?",
+        (event_id, reason, now, row_id, claims),
+    )
+    if cur.rowcount == 1:
+        [(sink,)] = conn.execute("DELETE FROM outbox WHERE id = ? RETURNING sink", (row_id,))
+        add_backlog(conn, sink, -1)
     return cur.rowcount == 1
 
 

@@ -14,9 +14,16 @@ from __future__ import annotations
 import sqlite3
 
 from bridge.store.budget import Grant, Limits, grant, longest_s
-from bridge.store.sqlite_ops import ClaimedRow, transaction
+from bridge.store.sqlite_ops import ClaimedRow, add_backlog, dead_letter_row, transaction
 
-__all__ = ["advance_mark", "claim_in_order", "defer", "pull_next", "take_budget"]
+__all__ = [
+    "ack_in_line",
+    "advance_mark",
+    "claim_in_order",
+    "dead_letter_in_line",
+    "defer",
+    "take_budget",
+]
 
 
 def claim_in_order(
@@ -81,14 +88,41 @@ def defer(conn: sqlite3.Connection, row_id: int, claims: int, at: float) -> bool
     return cur.rowcount == 1
 
 
-def pull_next(conn: sqlite3.Connection, sink: str, mailbox: str, after_id: int, now: float) -> bool:
-    """The line moved on past `after_id`: make the next delivery in it due now."""
+def ack_in_line(conn: sqlite3.Connection, sink: str, mailbox: str, row_id: int, now: float) -> bool:
+    """Delete an acked row and pull its line on (`_pull`), in one transaction; whether a
+    delivery was made due. Apart, another process could claim the next row (due already)
+    in between, and the pull would make that claimed row due again: sent twice."""
     with transaction(conn):
-        cur = conn.execute(
-            "UPDATE outbox SET due_at = ? WHERE id = (SELECT id FROM outbox WHERE sink = ?"
-            " AND mailbox = ? AND id > ? AND in_line ORDER BY id LIMIT 1) AND due_at > ?",
-            (now, sink, mailbox, after_id, now),
-        )
+        gone = conn.execute("DELETE FROM outbox WHERE id = ? AND sink = ?", (row_id, sink))
+        add_backlog(conn, sink, -gone.rowcount)
+        return _pull(conn, sink, mailbox, row_id, now)
+
+
+def dead_letter_in_line(
+    conn: sqlite3.Connection,
+    row_id: int,
+    claims: int,
+    event_id: str,
+    reason: str,
+    now: float,
+    mailbox: str,
+) -> tuple[bool, bool]:
+    """Dead-letter a row and pull its line on, in one transaction (see `ack_in_line`);
+    (whether it moved, whether a delivery was made due)."""
+    with transaction(conn):
+        sink = conn.execute("SELECT sink FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        if sink is None or not dead_letter_row(conn, row_id, claims, event_id, reason, now):
+            return False, False
+        return True, _pull(conn, str(sink[0]), mailbox, row_id, now)
+
+
+def _pull(conn: sqlite3.Connection, sink: str, mailbox: str, after_id: int, now: float) -> bool:
+    """The line moved on past `after_id`: make the next delivery in it due now."""
+    cur = conn.execute(
+        "UPDATE outbox SET due_at = ? WHERE id = (SELECT id FROM outbox WHERE sink = ?"
+        " AND mailbox = ? AND id > ? AND in_line ORDER BY id LIMIT 1) AND due_at > ?",
+        (now, sink, mailbox, after_id, now),
+    )
     return cur.rowcount == 1
 
 

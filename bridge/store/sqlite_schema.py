@@ -203,8 +203,10 @@ _RECOUNT = (
 )
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the database at `path`, schema in place, WAL on."""
+def connect(path: Path, recount: bool = False) -> sqlite3.Connection:
+    """Open (creating if needed) the database at `path`, schema in place, WAL on; the
+    backlog counts recounted when `recount` (the running bridge's open: a version 1
+    process still writing after another one migrated the file left them uncounted)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -217,7 +219,7 @@ def connect(path: Path) -> sqlite3.Connection:
         migrated = _to_v2(conn)
         for statement in _statements(script):
             conn.execute(statement)
-        for statement in _RECOUNT if migrated else ():
+        for statement in _RECOUNT if migrated or recount else ():
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return conn

@@ -36,7 +36,9 @@ def _load(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> dict[str
         chunk = list(keys[at : at + LOAD_CHUNK])
         marks = ",".join("?" * len(chunk))  # placeholders only: the keys are bound
         sql = f"SELECT key, sealed FROM upstream_tokens WHERE key IN ({marks}) AND expires_at > ?"  # noqa: S608
-        found.update((str(k), bytes(v)) for k, v in conn.execute(sql, (*chunk, now)))
+        # A row whose `sealed` is not a BLOB was not written here: absent, as if expired
+        # (bytes() of a forged number would allocate that many zero bytes).
+        found.update((k, v) for k, v in conn.execute(sql, (*chunk, now)) if isinstance(v, bytes))
     return found
 
 

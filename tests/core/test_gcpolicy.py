@@ -189,3 +189,32 @@ def test_install_and_uninstall_restore_cpythons_policy(manual_gc: None) -> None:
     assert gc.get_threshold() == threshold
     assert gc.callbacks == callbacks
     assert gc.get_freeze_count() == 0
+
+
+class FailingOnce(GcPolicy):
+    """A policy whose first audit fails (a log handler that raised, say)."""
+
+    def __init__(self) -> None:
+        super().__init__(audit_every_s=0.0, tick_s=0.0)
+        self.failed = False
+
+    def audit(self) -> int:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("audit failed")
+        return super().audit()
+
+
+async def test_a_failed_audit_does_not_end_the_audits(manual_gc: None) -> None:
+    """An audit that raises is logged and the next one still frees frozen cycles."""
+    policy = FailingOnce()
+    async with tuned(policy):
+        gc.collect(0)  # something frozen: an audit is due
+        await until(lambda: policy.failed)
+        a = Node()
+        a.other = a
+        ref = weakref.ref(a)
+        gc.collect(0)  # frozen while alive
+        del a
+        await until(lambda: ref() is None)
+    assert gc.get_freeze_count() == 0  # uninstalled at the end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +188,18 @@ async def test_a_replica_takes_tenants_over_without_token_requests(
                 await asyncio.sleep(0.02)  # some tenants moved to b and listened again
             await _until_held(sim, TENANTS)
             assert _token_requests(sim) == TENANTS
+
+
+async def test_forged_sqlite_rows_are_fetched_anew(sim: ExmailSim, tmp_path: Path) -> None:
+    """Forged rows (text or a number as the sealed value) are misses: every tenant listens."""
+    store_url = {"store": f"sqlite:///{tmp_path}/bridge.db"}
+    await _hold_all(sim, _config(sim, store_url))
+    with sqlite3.connect(tmp_path / "bridge.db") as conn:
+        conn.execute("UPDATE upstream_tokens SET sealed = 'forged' WHERE key LIKE 'exmail/t0/%'")
+        conn.execute(
+            "UPDATE upstream_tokens SET sealed = 10000000000000 WHERE key LIKE 'exmail/t1/%'"
+        )
+    conn.close()
+    sim.state.token_requests.clear()
+    await _hold_all(sim, _config(sim, store_url))
+    assert _token_requests(sim) == 2

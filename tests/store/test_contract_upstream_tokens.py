@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 
 import redis
 
 from bridge.store.base import Store
+from bridge.store.sqlite import SqliteStore
 from bridge.store.upstream_tokens import LOAD_CHUNK
 from tests.plugins.store import StoreMaker
 
@@ -66,3 +69,18 @@ async def test_redis_keeps_a_token_only_until_it_expires(redis_store_maker: Stor
     with redis.Redis.from_url(redis_store_maker.redis_server.url) as client:
         ttl_ms = client.pttl(f"{redis_store_maker.prefix}uptoken:k")
     assert 0 < ttl_ms <= 100_000
+
+
+async def test_sqlite_skips_a_row_that_is_not_sealed_bytes(tmp_path: Path) -> None:
+    """A forged row whose `sealed` is text or a number is absent from a load, not a crash."""
+    path, later = tmp_path / "bridge.db", time.time() + 3600
+    async with SqliteStore(path=path, dedupe_window_s=3600.0) as store:
+        await store.save_upstream_token("good", b"sealed", later)
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO upstream_tokens VALUES (?, ?, ?)",
+            [("text", "forged", later), ("huge", 10**15, later), ("real", 1.5, later)],
+        )
+    async with SqliteStore(path=path, dedupe_window_s=3600.0) as store:
+        found = await store.load_upstream_tokens(["good", "text", "huge", "real"])
+    assert found == {"good": b"sealed"}

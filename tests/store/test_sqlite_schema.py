@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from bridge.store.base import Delivery
 from bridge.store.sqlite import SqliteStore
 from bridge.store.sqlite_schema import SCHEMA_VERSION
 from tests.store.test_contract import ev
@@ -124,3 +129,45 @@ async def test_a_replay_by_another_process_joins_the_line(tmp_path: Path) -> Non
         assert await bridge.claim_in_order("oa", limit=10, lease_s=30) == []
         await bridge.ack(again)
         assert numbers(await bridge.claim_in_order("oa", limit=10, lease_s=30)) == [2]
+
+
+async def test_a_version_1_service_writing_after_a_cli_migrated_is_recounted(
+    tmp_path: Path,
+) -> None:
+    """The bridge's open recounts what a v1 bridge wrote after a CLI migrated under it."""
+    path, now = tmp_path / "v1.db", time.time()
+    _write_v1(path, now)
+    old_bridge = sqlite3.connect(path, isolation_level=None)
+    async with SqliteStore(path=path, dedupe_window_s=3600) as cli:
+        assert await counted(cli) == {("oa", 3, 0), ("bus", 2, 1)}
+    old_bridge.execute("DELETE FROM outbox WHERE sink = 'bus'")  # acked by version 1
+    old_bridge.execute(_V1_INSERT, ("oa", ev(4).to_json(), now, 0, now, "amy@x"))
+    old_bridge.close()
+    async with SqliteStore(path=path, dedupe_window_s=3600, exclusive=True) as bridge:
+        assert await counted(bridge) == {("oa", 4, 0), ("bus", 0, 1)}
+
+
+async def test_an_ack_moves_the_line_on_in_its_own_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail claimed by another process during an ack is not made due again by it."""
+    path = tmp_path / "b.db"
+    async with (
+        SqliteStore(path=path, dedupe_window_s=3600) as one,
+        SqliteStore(path=path, dedupe_window_s=3600) as two,
+    ):
+        await one.commit("acme", mails((1, "bob@x"), (2, "bob@x")))
+        [first] = await one.claim_in_order("oa", limit=1, lease_s=30)
+        taken: list[Delivery] = []
+        real_call = one._call
+
+        async def claim_after_ack(op: str, fn: Callable[..., Any], *args: Any) -> Any:
+            result = await real_call(op, fn, *args)
+            if op == "ack":
+                taken.extend(await two.claim_in_order("oa", limit=10, lease_s=30))
+            return result
+
+        monkeypatch.setattr(one, "_call", claim_after_ack)
+        await one.ack(first)
+        assert numbers(taken) == [2]
+        assert await two.claim_in_order("oa", limit=10, lease_s=30) == []
