@@ -42,8 +42,13 @@ class TokenWarmer:
     async def warm(self, tenants: Sequence[TenantConfig]) -> int:
         """Load the tenants' stored tokens (one store call) into their clients; how many
         are held. Never raises for want of a store: the tokens are then fetched."""
-        held = [(t, h) for t in tenants if (h := self._holders.get(t.protocol)) is not None]
-        loaded = await self._stash.load([c for t, h in held for c in h.credentials(t)])
-        restored = sum(h.restore(t, loaded) for t, h in held) if loaded else 0
+        try:
+            held = [(t, h) for t in tenants if (h := self._holders.get(t.protocol)) is not None]
+            loaded = await self._stash.load([c for t, h in held for c in h.credentials(t)])
+            restored = sum(h.restore(t, loaded) for t, h in held) if loaded else 0
+        except Exception as exc:  # a failed warm-up only costs token requests
+            # The tenants must start anyway; the type names the bug without any value.
+            log.error("upstream_tokens_restore_failed", error_type=type(exc).__name__)
+            return 0
         log.info("upstream_tokens_restored", tenants=len(tenants), restored=restored)
         return restored
