@@ -72,23 +72,6 @@ def _idle_cpu_pct(pid: int, idle_s: float) -> float:
     return round((procs.cpu_s(pid) - before) / idle_s * 100, 2)
 
 
-def _await_connected(
-    child: procs.Child, sim_port: int, n: int, timeout_s: float
-) -> tuple[float | None, float | None]:
-    """(first_s, all_s) after start; None where it did not happen within `timeout_s`."""
-    first_s: float | None = None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and child.alive():
-        held = probe.sim_connected(sim_port)
-        now_s = time.monotonic() - child.started_at
-        if held and first_s is None:
-            first_s = now_s
-        if held >= n:
-            return first_s, now_s
-        time.sleep(0.1)
-    return first_s, None
-
-
 def _measure(
     child: procs.Child, args: argparse.Namespace, n: int, ready: bool, gc_port: int | None = None
 ) -> Sample:
@@ -96,7 +79,7 @@ def _measure(
         raise RuntimeError(f"{child.name} did not start:\n{child.tail()}")
     busy_s, since = procs.system_busy_s(), time.monotonic()
     first_s, all_s = (
-        _await_connected(child, args.sim_port, n, args.window_s + args.connect_grace_s)
+        probe.held_times(child, args.sim_port, n, args.window_s + args.connect_grace_s)
         if n
         else (None, 0.0)
     )

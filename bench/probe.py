@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import procs
+
 __all__ = [
     "gc_figures",
     "gc_share",
@@ -100,3 +102,21 @@ def gc_share(
         "gc_share": round(total / cpu_s, 3) if cpu_s > 0 else None,
         "gc_by_generation": delta,
     }
+
+
+def held_times(
+    child: procs.Child, sim_port: int, n: int, timeout_s: float
+) -> tuple[float | None, float | None]:
+    """(first held, all `n` held), seconds after `child` started, as the simulator counts
+    them; None where it did not happen within `timeout_s` from now, or before it died."""
+    first_s: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and child.alive():
+        held = sim_connected(sim_port)
+        now_s = time.monotonic() - child.started_at
+        if held and first_s is None:
+            first_s = now_s
+        if held >= n:
+            return first_s, now_s
+        time.sleep(0.05)
+    return first_s, None

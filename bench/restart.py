@@ -10,7 +10,6 @@ fetches its tokens before it listens, so its spread covers the listens only).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,9 @@ from bench import probe, procs
 
 __all__ = ["restart_report", "restarted_bridge"]
 
-POLL_S = 0.05
-
 
 def _token_requests(sim_port: int) -> int:
     return int(probe.get_json(sim_port, "/_bench/connected")["token_requests"])
-
-
-def _held_times(
-    child: procs.Child, sim_port: int, n: int, timeout_s: float
-) -> tuple[float | None, float | None]:
-    """(first held, all held), seconds after the process started; None if not seen."""
-    first_s: float | None = None
-    while time.monotonic() - child.started_at < timeout_s and child.alive():
-        held = probe.sim_connected(sim_port)
-        now_s = time.monotonic() - child.started_at
-        if held and first_s is None:
-            first_s = now_s
-        if held >= n:
-            return first_s, now_s
-        time.sleep(POLL_S)
-    return first_s, None
 
 
 def restarted_bridge(
@@ -49,7 +30,7 @@ def restarted_bridge(
     argv = procs.python("bench.bridge_run", "-c", str(config), "--loop", loop)
     child = procs.start(f"bridge-restart-{n}", argv, tmp)
     try:
-        first_s, all_s = _held_times(child, sim_port, n, timeout_s)
+        first_s, all_s = probe.held_times(child, sim_port, n, timeout_s)
     finally:
         child.stop()
     spread_s = None if first_s is None or all_s is None else all_s - first_s

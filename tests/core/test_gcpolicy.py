@@ -28,6 +28,14 @@ def cycle() -> weakref.ref[Node]:
     return weakref.ref(a)
 
 
+def frozen_cycle() -> weakref.ref[Node]:
+    """A cycle frozen by a young collection while alive, then dropped: frozen garbage."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    gc.collect(0)  # frozen while alive
+    return weakref.ref(a)  # the nodes die with this frame
+
+
 class Clock:
     """A monotonic clock the test moves by hand."""
 
@@ -78,11 +86,7 @@ def test_a_cycle_that_dies_young_is_collected(policy: GcPolicy) -> None:
 
 def test_a_frozen_cycle_is_freed_by_the_audit(policy: GcPolicy) -> None:
     """A cycle frozen while alive and dropped later survives young collections, not an audit."""
-    a, b = Node(), Node()
-    a.other, b.other = b, a
-    ref = weakref.ref(a)
-    gc.collect(0)  # frozen while alive
-    del a, b
+    ref = frozen_cycle()
     gc.collect(0)
     assert ref() is not None
     assert policy.audit() >= 2
@@ -116,11 +120,7 @@ def test_full_collections_always_scan(policy: GcPolicy) -> None:
 async def test_the_audit_loop_frees_a_cycle_created_after_start(manual_gc: None) -> None:
     """Running by itself, the policy frees a cycle that was frozen and then dropped."""
     async with tuned(GcPolicy(audit_every_s=0.0, tick_s=0.0)):
-        a = Node()
-        a.other = a
-        ref = weakref.ref(a)
-        gc.collect(0)  # frozen while alive
-        del a
+        ref = frozen_cycle()
         await until(lambda: ref() is None)
 
 
@@ -211,10 +211,6 @@ async def test_a_failed_audit_does_not_end_the_audits(manual_gc: None) -> None:
     async with tuned(policy):
         gc.collect(0)  # something frozen: an audit is due
         await until(lambda: policy.failed)
-        a = Node()
-        a.other = a
-        ref = weakref.ref(a)
-        gc.collect(0)  # frozen while alive
-        del a
+        ref = frozen_cycle()
         await until(lambda: ref() is None)
     assert gc.get_freeze_count() == 0  # uninstalled at the end
